@@ -1,0 +1,3 @@
+//! Media plumbing: plain Rust and tokio, no actix.
+
+pub mod relay;
