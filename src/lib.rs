@@ -1,1 +1,218 @@
+//! ctiswitch: configuration loading and the wiring that starts a whole switch.
+//!
+//! # Layout
+//! - `config.rs` — the TOML configuration, its defaults and `CTISWITCH_*` overrides.
+//! - `lib.rs` — [`start`] / [`run`]: database → migrations → provisioning → actors → SIP →
+//!   HTTP, and the orderly stop in reverse. Tests call [`start`] with port-0 addresses to
+//!   run several switches side by side.
+//! - `main.rs` — the command line, thin.
 
+pub mod config;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use migration::MigratorTrait;
+use sea_orm::DatabaseConnection;
+
+pub use config::Config;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("database: {0}")]
+    Database(#[from] entities::Error),
+    #[error("migrations: {0}")]
+    Migration(sea_orm::DbErr),
+    #[error("provisioning: {0}")]
+    Provision(entities::Error),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+fn io_error(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Io { what, source }
+}
+
+/// Installs the global `tracing` subscriber with the configured filter.
+pub fn init_tracing(level: &str) -> Result<(), Error> {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .map_err(|e| Error::Config(format!("key `log.level`: {e}")))?;
+    // A second call (tests) keeps the first subscriber.
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+    Ok(())
+}
+
+/// The actix system the switch runs in: actors on the system thread, and a multi-threaded
+/// tokio runtime underneath so media and SIP I/O tasks (`tokio::spawn`) use every core.
+pub fn build_system() -> actix_rt::SystemRunner {
+    actix_rt::System::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("ctiswitch-worker")
+            .build()
+            .unwrap_or_else(|e| panic!("cannot build the tokio runtime: {e}"))
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!("cannot listen for SIGINT: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT received, shutting down"),
+        _ = term => tracing::info!("SIGTERM received, shutting down"),
+    }
+}
+
+/// Connects to the configured database and applies pending migrations.
+pub async fn open_database(config: &Config) -> Result<DatabaseConnection, Error> {
+    let db = entities::db::connect(&config.database.url).await?;
+    migration::Migrator::up(&db, None)
+        .await
+        .map_err(Error::Migration)?;
+    Ok(db)
+}
+
+/// `ctiswitch migrate`: apply migrations and exit.
+pub async fn migrate(config: &Config) -> Result<(), Error> {
+    let db = open_database(config).await?;
+    tracing::info!("migrations applied");
+    db.close().await.map_err(|e| Error::Database(e.into()))?;
+    Ok(())
+}
+
+/// A running switch. Dropping it without [`Switch::stop`] leaves its tasks running until
+/// the actix system ends.
+pub struct Switch {
+    pub http_addr: SocketAddr,
+    pub sip_addr: SocketAddr,
+    pub db: DatabaseConnection,
+    http: actix_web::dev::ServerHandle,
+    http_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    ready: Arc<AtomicBool>,
+    sip: SipListeners,
+}
+
+/// The bound SIP sockets. The signalling stack takes them over (issue 3).
+struct SipListeners {
+    _udp: tokio::net::UdpSocket,
+    _tcp: tokio::net::TcpListener,
+}
+
+impl Switch {
+    /// Stops in reverse order of start: no new HTTP requests (in-flight ones, and the
+    /// database writes they make, finish), then the database pool is closed.
+    pub async fn stop(self) -> Result<(), Error> {
+        self.ready.store(false, Ordering::SeqCst);
+        self.http.stop(true).await;
+        match self.http_task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("HTTP server ended with an error: {e}"),
+            Err(e) => tracing::warn!("HTTP server task failed: {e}"),
+        }
+        drop(self.sip);
+        self.db
+            .close()
+            .await
+            .map_err(|e| Error::Database(e.into()))?;
+        tracing::info!("switch stopped");
+        Ok(())
+    }
+}
+
+/// Starts a switch: database, migrations, provisioning, SIP listeners, then HTTP. Returns
+/// once everything is bound and `/health` answers 200.
+pub async fn start(config: Config) -> Result<Switch, Error> {
+    let storage = std::path::Path::new(&config.storage.dir);
+    std::fs::create_dir_all(storage).map_err(io_error(format!(
+        "cannot create storage.dir {}",
+        storage.display()
+    )))?;
+    let provisioning = config.provisioning()?;
+    let db = open_database(&config).await?;
+    let report = entities::provision::apply(&db, &provisioning)
+        .await
+        .map_err(Error::Provision)?;
+    tracing::info!(?report, "provisioning applied");
+
+    let sip_listen = config.sip_listen();
+    let udp = tokio::net::UdpSocket::bind(sip_listen)
+        .await
+        .map_err(io_error(format!("cannot bind SIP UDP on {sip_listen}")))?;
+    let sip_addr = udp.local_addr().map_err(io_error("SIP UDP address"))?;
+    // TCP shares the UDP port, so a port-0 config gets one port for both.
+    let tcp = tokio::net::TcpListener::bind(sip_addr)
+        .await
+        .map_err(io_error(format!("cannot bind SIP TCP on {sip_addr}")))?;
+    tracing::info!(%sip_addr, "SIP listening on UDP and TCP");
+
+    let ready = Arc::new(AtomicBool::new(false));
+    let state = web::AppState::new(db.clone(), ready.clone(), sip_addr);
+    let http_listen = config.http_listen();
+    let listener = std::net::TcpListener::bind(http_listen)
+        .map_err(io_error(format!("cannot bind HTTP on {http_listen}")))?;
+    let http_addr = listener.local_addr().map_err(io_error("HTTP address"))?;
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new().configure(web::configure(state.clone()))
+    })
+    .workers(2)
+    .disable_signals()
+    .shutdown_timeout(10)
+    .listen(listener)
+    .map_err(io_error(format!("cannot listen for HTTP on {http_addr}")))?
+    .run();
+    let http = server.handle();
+    let http_task = tokio::spawn(server);
+    ready.store(true, Ordering::SeqCst);
+    tracing::info!(%http_addr, "HTTP listening; ready");
+    Ok(Switch {
+        http_addr,
+        sip_addr,
+        db,
+        http,
+        http_task,
+        ready,
+        sip: SipListeners {
+            _udp: udp,
+            _tcp: tcp,
+        },
+    })
+}
+
+/// Serves until `shutdown` resolves, then stops in order.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    let switch = start(config).await?;
+    shutdown.await;
+    switch.stop().await
+}

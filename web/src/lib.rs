@@ -1,1 +1,32 @@
-//! web
+//! The HTTP face of ctiswitch (actix-web).
+//!
+//! # Layout
+//! - `state.rs`   — [`AppState`], what every handler may reach.
+//! - `health.rs`  — `GET /health` (readiness).
+//! - `compat/`    — the reference manual's API: `/bridge/callctrl` and `/bridge/jsoncfg`
+//!   dispatch by `opt` (`mod.rs`: parameters, codes, dispatch table), one file per group of
+//!   operations.
+//! - `admin.rs`   — the admin REST API under `/api/v1/` (JSON CRUD).
+//! - `openapi.rs` — the OpenAPI document of the admin API, `/api/v1/openapi.json`.
+//!
+//! Handlers never build queries: they call `entities::repo`.
+
+pub mod admin;
+pub mod compat;
+pub mod health;
+pub mod openapi;
+mod state;
+
+pub use state::AppState;
+
+/// Registers every route on an actix `App`.
+pub fn configure(state: AppState) -> impl FnOnce(&mut actix_web::web::ServiceConfig) {
+    move |cfg| {
+        cfg.app_data(actix_web::web::Data::new(state))
+            .app_data(admin::json_config())
+            .configure(health::routes)
+            .configure(compat::routes)
+            .configure(admin::routes)
+            .configure(openapi::routes);
+    }
+}

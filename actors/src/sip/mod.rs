@@ -1,6 +1,9 @@
 //! SIP plumbing: plain Rust and tokio, no actix.
 
 pub mod digest;
+pub mod endpoint;
+pub mod headers;
 pub mod message;
 pub mod sdp;
 pub mod transaction;
+pub mod uri;

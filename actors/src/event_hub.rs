@@ -1,0 +1,123 @@
+//! `EventHub`: one per process. Every state change of a leg, call or extension is
+//! published here once, and everything that shows or pushes state (WebSocket pages, CRM
+//! callbacks, tests) subscribes instead of polling.
+
+use actix::prelude::*;
+use serde::Serialize;
+
+/// Call state as the screen-pop channels name it (spec interfaces 6 and 7 map it to their
+/// own words: `ringing` on HTTP, `ring` on WebSocket).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallState {
+    Calling,
+    Ringing,
+    Talking,
+    Hungup,
+    Canceled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Incoming,
+    Outgoing,
+    Internal,
+}
+
+/// A call (or one of its legs) changed state.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallStateChanged {
+    /// The SIP Call-ID of the caller's leg: the call's id everywhere (call log `callid`).
+    pub call_id: String,
+    /// The Call-ID of the leg this event is about (equal to `call_id` for the caller's leg).
+    pub leg_call_id: String,
+    pub caller: String,
+    pub callee: String,
+    pub direction: Direction,
+    /// The group the call came through, if any.
+    pub group: Option<String>,
+    /// The extension whose phone this event concerns, if any.
+    pub extension: Option<String>,
+    pub state: CallState,
+    /// Epoch milliseconds.
+    pub at: i64,
+}
+
+/// Phone state as the monitoring API reports it (interface 23 spells `IDEL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum PhoneState {
+    #[serde(rename = "IDEL")]
+    Idle,
+    #[serde(rename = "BUSY_INCOMING")]
+    BusyIncoming,
+    #[serde(rename = "BUSY_OUTGOING")]
+    BusyOutgoing,
+    #[serde(rename = "OFFLINE")]
+    Offline,
+}
+
+/// An extension's registration or phone state changed.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExtensionStateChanged {
+    pub extension: String,
+    pub registered: bool,
+    pub phone: PhoneState,
+    pub remote_number: Option<String>,
+    pub at: i64,
+}
+
+#[derive(Debug, Clone, Message, Serialize)]
+#[rtype(result = "()")]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum HubEvent {
+    Call(CallStateChanged),
+    Extension(ExtensionStateChanged),
+}
+
+/// Command: deliver every future event to `subscriber`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Subscribe(pub Recipient<HubEvent>);
+
+/// Command: fan an event out to the subscribers.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Publish(pub HubEvent);
+
+#[derive(Default)]
+pub struct EventHub {
+    subscribers: Vec<Recipient<HubEvent>>,
+}
+
+impl Actor for EventHub {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Events come in bursts at call set-up; don't make publishers wait on a full mailbox.
+        ctx.set_mailbox_capacity(4096);
+    }
+}
+
+impl Handler<Subscribe> for EventHub {
+    type Result = ();
+    fn handle(&mut self, msg: Subscribe, _: &mut Self::Context) {
+        self.subscribers.push(msg.0);
+    }
+}
+
+impl Handler<Publish> for EventHub {
+    type Result = ();
+    fn handle(&mut self, msg: Publish, _: &mut Self::Context) {
+        tracing::debug!(event = ?msg.0, "event");
+        // Subscribers that stopped are dropped here rather than tracked separately.
+        self.subscribers.retain(|s| s.connected());
+        for s in &self.subscribers {
+            s.do_send(msg.0.clone());
+        }
+    }
+}
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

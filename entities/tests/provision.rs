@@ -1,0 +1,355 @@
+//! Provisioning: TOML shapes, validation naming the entry, idempotence.
+
+mod common;
+
+use entities::provision::{self, ProvisionReport, Provisioning};
+use entities::repo::{access_numbers, conferences, extensions, groups, ivrs, trunks};
+use entities::{call_group::Strategy, Error};
+use sea_orm::{EntityTrait, PaginatorTrait};
+
+/// The provisioning part of CONTRACT.md's example configuration (other sections included,
+/// as the configuration loader sees them).
+const CONTRACT_TOML: &str = r#"
+[[extensions]]
+number = "801"
+password = "1234"
+name = "Alice"
+groups = ["3003"]
+supervisor = false
+
+[[extensions]]
+number = "802"
+password = "5678"
+name = "Bob"
+groups = ["3003", "3004"]
+supervisor = true
+
+[[groups]]
+number = "3003"
+name = "Sales"
+strategy = "longest-idle"
+ring_timeout = 20
+max_wait = 300
+
+[[groups]]
+number = "3004"
+name = "Support"
+
+[[trunks]]
+name = "2001"
+host = "127.0.0.1:5080"
+default = true
+
+[[trunks]]
+name = "gw2"
+password = "secret"
+
+[[access_numbers]]
+number = "1000"
+target = "ivr:1"
+
+[[access_numbers]]
+number = "1001"
+target = "group:3003"
+
+[[conferences]]
+number = "9000"
+
+[[ivrs]]
+id = 1
+name = "main"
+definition = "<menu/>"
+"#;
+
+fn contract() -> Provisioning {
+    toml::from_str(CONTRACT_TOML).expect("CONTRACT example parses")
+}
+
+async fn counts(db: &sea_orm::DatabaseConnection) -> [u64; 8] {
+    use entities::prelude::*;
+    [
+        Extension::find().count(db).await.unwrap(),
+        CallGroup::find().count(db).await.unwrap(),
+        GroupMember::find().count(db).await.unwrap(),
+        Trunk::find().count(db).await.unwrap(),
+        AccessNumber::find().count(db).await.unwrap(),
+        ConferenceRoom::find().count(db).await.unwrap(),
+        IvrMenu::find().count(db).await.unwrap(),
+        Setting::find().count(db).await.unwrap(),
+    ]
+}
+
+#[test]
+fn contract_toml_deserializes() {
+    let p = contract();
+    assert_eq!(p.extensions.len(), 2);
+    assert_eq!(p.extensions[0].password.as_deref(), Some("1234"));
+    assert_eq!(p.extensions[1].groups, ["3003", "3004"]);
+    assert!(p.extensions[1].supervisor);
+    assert_eq!(p.groups[0].strategy, "longest-idle");
+    assert_eq!(p.groups[1].strategy, "ring-all", "default strategy");
+    assert_eq!(p.groups[1].ring_timeout, 20);
+    assert_eq!(p.groups[1].max_wait, 300);
+    assert!(p.trunks[0].default);
+    assert_eq!(p.trunks[0].host.as_deref(), Some("127.0.0.1:5080"));
+    assert_eq!(p.trunks[1].password.as_deref(), Some("secret"));
+    assert_eq!(p.access_numbers[0].target, "ivr:1");
+    assert_eq!(p.conferences[0].number, "9000");
+    assert_eq!(p.ivrs[0].id, 1);
+    p.validate().expect("valid");
+
+    // Top-level sections of the rest of the configuration are not this struct's business.
+    let with_other_sections = format!("[sip]\nlisten = \"0.0.0.0:5060\"\n{CONTRACT_TOML}");
+    #[derive(serde::Deserialize)]
+    struct Config {
+        #[serde(flatten)]
+        provisioning: Provisioning,
+    }
+    let c: Config = toml::from_str(&with_other_sections).expect("embedded");
+    assert_eq!(c.provisioning, p);
+}
+
+#[test]
+fn typos_are_reported() {
+    let err =
+        toml::from_str::<Provisioning>("[[extensions]]\nnumber = \"801\"\npasword = \"1234\"\n")
+            .expect_err("typo");
+    assert!(err.to_string().contains("pasword"), "{err}");
+    let err = toml::from_str::<Provisioning>("[[groups]]\nnumber = \"3003\"\nstrategie = \"x\"\n")
+        .expect_err("typo");
+    assert!(err.to_string().contains("strategie"), "{err}");
+    let err = toml::from_str::<Provisioning>("[[trunks]]\nname = \"a\"\nhots = \"x\"\n")
+        .expect_err("typo");
+    assert!(err.to_string().contains("hots"), "{err}");
+}
+
+#[track_caller]
+fn assert_invalid(r: Result<(), Error>, want: &str) {
+    match r {
+        Err(Error::Invalid { field, .. }) if field == want => {}
+        other => panic!("expected Invalid on {want}, got {other:?}"),
+    }
+}
+
+#[test]
+fn validation_names_the_entry() {
+    let mut p = contract();
+    p.extensions[1].number = "80x".into();
+    assert_invalid(p.validate(), "extensions[1].number");
+
+    let mut p = contract();
+    p.groups[1].strategy = "nope".into();
+    assert_invalid(p.validate(), "groups[1].strategy");
+
+    let mut p = contract();
+    p.groups[0].members = Some(vec![entities::repo::MemberInput {
+        extension: "x".into(),
+        priority: 0,
+    }]);
+    assert_invalid(p.validate(), "groups[0].members[0].extension");
+
+    let mut p = contract();
+    p.trunks[1].default = true;
+    assert_invalid(p.validate(), "trunks[1].default");
+
+    let mut p = contract();
+    p.trunks[0].host = Some("nowhere".into());
+    assert_invalid(p.validate(), "trunks[0].host");
+
+    let mut p = contract();
+    p.access_numbers[1].target = "grp:3003".into();
+    assert_invalid(p.validate(), "access_numbers[1].target");
+
+    let mut p = contract();
+    p.extensions[1].number = "801".into();
+    assert_invalid(p.validate(), "extensions[1].number");
+
+    let mut p = contract();
+    p.conferences[0].number = "3003".into();
+    assert_invalid(p.validate(), "conferences[0].number");
+
+    let mut p = contract();
+    p.ivrs[0].definition = " ".into();
+    assert_invalid(p.validate(), "ivrs[0].definition");
+}
+
+#[tokio::test]
+async fn apply_is_idempotent() {
+    on_each_db!(|db, kind| {
+        let p = contract();
+        let first = provision::apply(db, &p).await.unwrap();
+        let total = 2 + 2 + 2 + 2 + 1 + 1;
+        assert_eq!(
+            first,
+            ProvisionReport {
+                created: total,
+                updated: 0,
+                unchanged: 0
+            },
+            "[{kind}]"
+        );
+        let after_first = counts(db).await;
+        assert_eq!(after_first, [2, 2, 3, 2, 2, 1, 1, 0], "[{kind}]");
+
+        let alice = extensions::by_number(db, "801").await.unwrap().unwrap();
+        assert_eq!(alice.name, "Alice");
+        assert_eq!(
+            extensions::group_numbers(db, alice.id).await.unwrap(),
+            ["3003"]
+        );
+        let bob = extensions::by_number(db, "802").await.unwrap().unwrap();
+        assert!(bob.supervisor);
+        assert_eq!(
+            extensions::group_numbers(db, bob.id).await.unwrap(),
+            ["3003", "3004"]
+        );
+        let sales = groups::by_number(db, "3003").await.unwrap().unwrap();
+        assert_eq!(sales.strategy, Strategy::LongestIdle);
+        assert_eq!(
+            trunks::default_trunk(db).await.unwrap().unwrap().name,
+            "2001"
+        );
+        assert_eq!(
+            access_numbers::by_number(db, "1000")
+                .await
+                .unwrap()
+                .unwrap()
+                .target,
+            "ivr:1"
+        );
+        assert!(conferences::by_number(db, "9000").await.unwrap().is_some());
+        assert_eq!(
+            ivrs::get(db, 1).await.unwrap().unwrap().definition,
+            "<menu/>"
+        );
+
+        // Twice: same rows, everything unchanged, timestamps untouched.
+        let second = provision::apply(db, &p).await.unwrap();
+        assert_eq!(
+            second,
+            ProvisionReport {
+                created: 0,
+                updated: 0,
+                unchanged: total
+            },
+            "[{kind}]"
+        );
+        assert_eq!(counts(db).await, after_first);
+        assert_eq!(
+            extensions::by_number(db, "801").await.unwrap().unwrap(),
+            alice
+        );
+
+        // A changed password is one update.
+        let mut p2 = p.clone();
+        p2.extensions[0].password = Some("9999".into());
+        let third = provision::apply(db, &p2).await.unwrap();
+        assert_eq!(
+            third,
+            ProvisionReport {
+                created: 0,
+                updated: 1,
+                unchanged: total - 1
+            },
+            "[{kind}]"
+        );
+        assert_eq!(
+            extensions::by_number(db, "801")
+                .await
+                .unwrap()
+                .unwrap()
+                .password,
+            "9999"
+        );
+
+        // A membership change updates the extension entry.
+        let mut p3 = p2.clone();
+        p3.extensions[1].groups = vec!["3004".into()];
+        let fourth = provision::apply(db, &p3).await.unwrap();
+        assert_eq!((fourth.created, fourth.updated), (0, 1), "[{kind}]");
+        assert_eq!(
+            extensions::group_numbers(db, bob.id).await.unwrap(),
+            ["3004"]
+        );
+        assert_eq!(provision::apply(db, &p3).await.unwrap().updated, 0);
+
+        // A group's members list joins in, with priorities; applying again is stable.
+        let mut p4 = p3.clone();
+        p4.groups[0].members = Some(vec![entities::repo::MemberInput {
+            extension: "802".into(),
+            priority: 7,
+        }]);
+        let fifth = provision::apply(db, &p4).await.unwrap();
+        assert_eq!(fifth.updated, 1, "[{kind}] {fifth:?}");
+        let members = groups::members(db, sales.id).await.unwrap();
+        assert_eq!(
+            members
+                .iter()
+                .map(|m| (m.extension.number.as_str(), m.priority))
+                .collect::<Vec<_>>(),
+            [("802", 7), ("801", 0)],
+            "[{kind}] union of extension lists and group members"
+        );
+        let sixth = provision::apply(db, &p4).await.unwrap();
+        assert_eq!(sixth.updated + sixth.created, 0, "[{kind}] {sixth:?}");
+
+        // Rows not in the file are left alone.
+        let mut p5 = p4.clone();
+        p5.extensions.truncate(1);
+        p5.groups[0].members = None;
+        provision::apply(db, &p5).await.unwrap();
+        assert!(extensions::by_number(db, "802").await.unwrap().is_some());
+    });
+}
+
+#[tokio::test]
+async fn apply_is_all_or_nothing() {
+    on_each_db!(|db, kind| {
+        // An extension names a group that is neither in the file nor in the database: the
+        // error names the entry and nothing (not even the trunks before it) is written.
+        let mut p = contract();
+        p.extensions[1].groups.push("3999".into());
+        match provision::apply(db, &p).await {
+            Err(Error::Invalid { field, .. }) => assert_eq!(field, "extensions[1].groups"),
+            other => panic!("[{kind}] {other:?}"),
+        }
+        assert_eq!(counts(db).await, [0; 8], "[{kind}] rolled back");
+
+        // A number used by an existing row of another kind is a conflict naming the entry.
+        groups::create(
+            db,
+            entities::repo::GroupInput {
+                number: "9000".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        match provision::apply(db, &contract()).await {
+            Err(Error::Conflict { field, .. }) => assert_eq!(field, "conferences[0].number"),
+            other => panic!("[{kind}] {other:?}"),
+        }
+        assert_eq!(counts(db).await, [0, 1, 0, 0, 0, 0, 0, 0], "[{kind}]");
+
+        // Validation failures never reach the database.
+        let mut bad = contract();
+        bad.groups[0].ring_timeout = 0;
+        assert_invalid(
+            provision::apply(db, &bad).await.map(|_| ()),
+            "groups[0].ring_timeout",
+        );
+    });
+}
+
+#[tokio::test]
+async fn empty_provisioning_is_a_no_op() {
+    on_each_db!(|db, kind| {
+        let p = Provisioning::default();
+        assert!(p.is_empty());
+        assert_eq!(
+            provision::apply(db, &p).await.unwrap(),
+            ProvisionReport::default(),
+            "[{kind}]"
+        );
+    });
+}

@@ -1,0 +1,580 @@
+//! Issue 2: the switch starts on free ports, answers /health, dispatches the compat API by
+//! `opt`, serves the admin REST API, provisions idempotently, and the binary handles its
+//! command line and bad configuration.
+
+mod common;
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+#[actix_rt::test]
+async fn health_reports_ready_with_database_and_sip() {
+    let dir = tempfile::tempdir().unwrap();
+    let switch = common::start(dir.path(), "").await;
+    let resp = common::http()
+        .get(common::url(&switch, "/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["database"], "sqlite");
+    assert_eq!(body["sip"], switch.sip_addr.to_string());
+    // The SIP port is really bound on UDP and TCP.
+    assert!(std::net::UdpSocket::bind(switch.sip_addr).is_err());
+    assert!(std::net::TcpListener::bind(switch.sip_addr).is_err());
+    let http_addr = switch.http_addr;
+    switch.stop().await.unwrap();
+    assert!(
+        std::net::TcpStream::connect_timeout(&http_addr, Duration::from_millis(500)).is_err(),
+        "HTTP port closed after stop"
+    );
+}
+
+#[actix_rt::test]
+async fn callctrl_dispatches_by_opt() {
+    let dir = tempfile::tempdir().unwrap();
+    let switch = common::start(
+        dir.path(),
+        r#"
+[[extensions]]
+number = "801"
+password = "secret801"
+"#,
+    )
+    .await;
+    // Missing opt → 400; unknown opt → 606 in the body with status 200 (not an HTTP status).
+    assert_eq!(
+        common::get(&switch, "/bridge/callctrl").await,
+        (400, "400".into())
+    );
+    assert_eq!(
+        common::get(&switch, "/bridge/callctrl?opt=").await,
+        (400, "400".into())
+    );
+    assert_eq!(
+        common::get(&switch, "/bridge/callctrl?opt=NO_SUCH_OPT").await,
+        (200, "606".into())
+    );
+    // opt is case-sensitive, as the manual spells it.
+    assert_eq!(
+        common::get(
+            &switch,
+            "/bridge/callctrl?opt=set_worker_id&extnum=801&workerid=1"
+        )
+        .await,
+        (200, "606".into())
+    );
+    // A manual operation this build does not serve yet says so.
+    assert_eq!(
+        common::get(
+            &switch,
+            "/bridge/callctrl?opt=CLICK_TO_DIAL&caller=801&callee=802"
+        )
+        .await,
+        (501, "501".into())
+    );
+    // jsoncfg too.
+    assert_eq!(
+        common::get(&switch, "/bridge/jsoncfg").await,
+        (400, "400".into())
+    );
+    assert_eq!(
+        common::get(&switch, "/bridge/jsoncfg?opt=WHAT").await,
+        (200, "606".into())
+    );
+    // A real operation over GET, with percent-encoded UTF-8 (interface 35's own example).
+    let (status, body) = common::get(
+        &switch,
+        "/bridge/callctrl?extnum=801&workerid=41735&department=%E7%A0%94%E5%8F%91&uname=%E5%A4%8F%E5%A4%A9&officehours=9:00-12:30,14:00-18:30&opt=SET_WORKER_ID",
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (200, "200"));
+    let ext = entities::repo::extensions::by_number(&switch.db, "801")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ext.worker_id.as_deref(), Some("41735"));
+    assert_eq!(ext.department.as_deref(), Some("研发"));
+    assert_eq!(ext.uname.as_deref(), Some("夏天"));
+    assert_eq!(ext.office_hours.as_deref(), Some("9:00-12:30,14:00-18:30"));
+    // Errors of that operation: unknown extension 404, missing parameter 400, bad hours 400.
+    assert_eq!(
+        common::get(
+            &switch,
+            "/bridge/callctrl?opt=SET_WORKER_ID&extnum=999&workerid=1"
+        )
+        .await,
+        (404, "404".into())
+    );
+    assert_eq!(
+        common::get(&switch, "/bridge/callctrl?opt=SET_WORKER_ID&extnum=801").await,
+        (400, "400".into())
+    );
+    assert_eq!(
+        common::get(
+            &switch,
+            "/bridge/callctrl?opt=SET_WORKER_ID&extnum=801&workerid=1&officehours=18:00-9:00"
+        )
+        .await,
+        (400, "400".into())
+    );
+    // The same over POST with a form body (D-3), raw UTF-8 in the form.
+    let resp = common::http()
+        .post(common::url(&switch, "/bridge/callctrl"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("opt=SET_EXT_OUT_CALL_DSPLAY&extnum=801&channel=2001&dspnum=02887654321")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.text().await.unwrap(), "200");
+    let resp = common::http()
+        .post(common::url(&switch, "/bridge/callctrl"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("opt=NOPE")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.text().await.unwrap(), "606");
+    let resp = common::http()
+        .post(common::url(&switch, "/bridge/callctrl"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("extnum=801")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    // Direct callback and pop-up URL (set then delete).
+    assert_eq!(
+        common::get(
+            &switch,
+            "/bridge/callctrl?extnum=801&offon=true&opt=SET_EXT_DIRECT_CALL_BACK"
+        )
+        .await
+        .1,
+        "200"
+    );
+    assert_eq!(
+        common::get(
+            &switch,
+            "/bridge/callctrl?extnum=801&offon=maybe&opt=SET_EXT_DIRECT_CALL_BACK"
+        )
+        .await
+        .1,
+        "400"
+    );
+    assert_eq!(
+        common::get(&switch, "/bridge/callctrl?opt=SET_CALLS_POP_UP_URL&extnum=801&urltype=http&domain=127.0.0.1&port=12120&path=srvlt/abc&extend=abc").await.1,
+        "200"
+    );
+    let ext = entities::repo::extensions::by_number(&switch.db, "801")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ext.out_channel.as_deref(), Some("2001"));
+    assert_eq!(ext.out_display_number.as_deref(), Some("02887654321"));
+    assert!(ext.direct_callback);
+    assert_eq!(
+        ext.screen_pop_url.as_deref(),
+        Some("http://127.0.0.1:12120/srvlt/abc?extend=abc")
+    );
+    assert_eq!(
+        common::get(
+            &switch,
+            "/bridge/callctrl?opt=SET_CALLS_POP_UP_URL&extnum=801"
+        )
+        .await
+        .1,
+        "200"
+    );
+    let ext = entities::repo::extensions::by_number(&switch.db, "801")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ext.screen_pop_url, None);
+    switch.stop().await.unwrap();
+}
+
+#[actix_rt::test]
+async fn admin_api_crud_with_validation() {
+    let dir = tempfile::tempdir().unwrap();
+    let switch = common::start(dir.path(), "").await;
+    let http = common::http();
+    let url = |p: &str| common::url(&switch, p);
+
+    // A group first, then an extension in it.
+    let resp = http
+        .post(url("/api/v1/groups"))
+        .json(&json!({"number": "3003", "name": "Sales", "strategy": "longest-idle"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    let group: Value = resp.json().await.unwrap();
+    assert_eq!(group["number"], "3003");
+
+    let resp = http
+        .post(url("/api/v1/extensions"))
+        .json(&json!({"number": "801", "password": "s3cret", "name": "Alice", "groups": ["3003"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    let ext: Value = resp.json().await.unwrap();
+    assert_eq!(ext["number"], "801");
+    assert!(
+        ext.get("password").is_none(),
+        "passwords are write-only: {ext}"
+    );
+    let id = ext["id"].as_i64().unwrap();
+
+    // Validation errors name the field.
+    for (body, field) in [
+        (json!({"number": "80a1"}), "number"),
+        (json!({"name": "no number"}), "number"),
+        (json!({"number": "802", "groups": ["9999"]}), "groups"),
+        (json!({"number": "803", "supervisor": "yes"}), "supervisor"),
+    ] {
+        let resp = http
+            .post(url("/api/v1/extensions"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 400, "{body}");
+        let err: Value = resp.json().await.unwrap();
+        assert_eq!(err["field"], field, "{body} → {err}");
+    }
+    let resp = http
+        .post(url("/api/v1/groups"))
+        .json(&json!({"number": "3004", "strategy": "fastest"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    assert_eq!(resp.json::<Value>().await.unwrap()["field"], "strategy");
+    let resp = http
+        .post(url("/api/v1/access_numbers"))
+        .json(&json!({"number": "1000", "target": "pizza:1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    assert_eq!(resp.json::<Value>().await.unwrap()["field"], "target");
+    let resp = http
+        .post(url("/api/v1/trunks"))
+        .json(&json!({"name": "2001", "host": "not an address"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    assert_eq!(resp.json::<Value>().await.unwrap()["field"], "host");
+    // Duplicates conflict.
+    let resp = http
+        .post(url("/api/v1/extensions"))
+        .json(&json!({"number": "801"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 409);
+
+    // Read, list, update, delete; unknown ids 404.
+    let resp = http
+        .get(url(&format!("/api/v1/extensions/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let resp = http.get(url("/api/v1/extensions")).send().await.unwrap();
+    assert_eq!(resp.json::<Vec<Value>>().await.unwrap().len(), 1);
+    let resp = http
+        .put(url(&format!("/api/v1/extensions/{id}")))
+        .json(&json!({"number": "801", "name": "Alice B.", "password": "n3w"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.json::<Value>().await.unwrap()["name"], "Alice B.");
+    assert_eq!(
+        http.get(url("/api/v1/extensions/99999"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        404
+    );
+    assert_eq!(
+        http.put(url("/api/v1/extensions/99999"))
+            .json(&json!({"number": "805"}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        404
+    );
+    assert_eq!(
+        http.get(url("/api/v1/extensions/abc"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        400
+    );
+    assert_eq!(
+        http.delete(url(&format!("/api/v1/extensions/{id}")))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        204
+    );
+    assert_eq!(
+        http.delete(url(&format!("/api/v1/extensions/{id}")))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        404
+    );
+
+    // Trunks and access numbers round-trip.
+    let resp = http
+        .post(url("/api/v1/trunks"))
+        .json(&json!({"name": "2001", "host": "127.0.0.1:5080", "default": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    let resp = http
+        .post(url("/api/v1/access_numbers"))
+        .json(&json!({"number": "1000", "target": "group:3003"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+
+    // The OpenAPI document describes every collection.
+    let doc: Value = http
+        .get(url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in ["extensions", "groups", "trunks", "access_numbers"] {
+        assert!(
+            doc["paths"][format!("/api/v1/{path}")].is_object(),
+            "{path}"
+        );
+        assert!(
+            doc["paths"][format!("/api/v1/{path}/{{id}}")].is_object(),
+            "{path}"
+        );
+    }
+    switch.stop().await.unwrap();
+}
+
+#[actix_rt::test]
+async fn provisioning_is_idempotent_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("ivr")).unwrap();
+    std::fs::write(dir.path().join("ivr/main.xml"), "<ivr name=\"main\"/>").unwrap();
+    let provisioning = r#"
+[[groups]]
+number = "3003"
+name = "Sales"
+strategy = "longest-idle"
+ring_timeout = 20
+max_wait = 300
+
+[[extensions]]
+number = "801"
+password = "1234"
+name = "Alice"
+groups = ["3003"]
+
+[[extensions]]
+number = "802"
+password = "1234"
+groups = ["3003"]
+supervisor = true
+
+[[trunks]]
+name = "2001"
+host = "127.0.0.1:5080"
+default = true
+
+[[access_numbers]]
+number = "1000"
+target = "ivr:1"
+
+[[conferences]]
+number = "9000"
+
+[[ivrs]]
+id = 1
+name = "main"
+definition = "ivr/main.xml"
+"#;
+    let counts = |db: sea_orm::DatabaseConnection| async move {
+        (
+            entities::repo::extensions::list(&db).await.unwrap().len(),
+            entities::repo::groups::list(&db).await.unwrap().len(),
+            entities::repo::trunks::list(&db).await.unwrap().len(),
+            entities::repo::access_numbers::list(&db)
+                .await
+                .unwrap()
+                .len(),
+        )
+    };
+    let first = common::start(dir.path(), provisioning).await;
+    let after_first = counts(first.db.clone()).await;
+    let alice = entities::repo::extensions::by_number(&first.db, "801")
+        .await
+        .unwrap()
+        .unwrap();
+    first.stop().await.unwrap();
+    let second = common::start(dir.path(), provisioning).await;
+    assert_eq!(counts(second.db.clone()).await, after_first);
+    assert_eq!(after_first, (2, 1, 1, 1));
+    let again = entities::repo::extensions::by_number(&second.db, "801")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(alice.id, again.id, "upsert keeps the row");
+    second.stop().await.unwrap();
+}
+
+fn binary() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ctiswitch"))
+}
+
+#[test]
+fn cli_help_and_bad_config() {
+    let out = binary().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("serve") && text.contains("migrate") && text.contains("--config"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[sip]\nlisten = \"not-an-address\"\n").unwrap();
+    let out = binary()
+        .args(["serve", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("sip.listen") && err.contains("not-an-address"),
+        "{err}"
+    );
+
+    let out = binary()
+        .env("CTISWITCH_MEDIA_RTP_PORTS", "9-1")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("media.rtp_ports"));
+
+    let out = binary()
+        .arg("--config")
+        .arg(dir.path().join("missing.toml"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
+
+    let out = binary().arg("frobnicate").output().unwrap();
+    assert!(!out.status.success());
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The binary with no config file (as `make run` starts it) migrates, serves /health and
+/// stops cleanly on SIGTERM. Ports come from the environment so tests don't collide.
+#[test]
+fn binary_serves_without_config_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let http_port = free_port();
+    let sip_port = free_port();
+    let migrate = binary()
+        .current_dir(dir.path())
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    assert!(
+        dir.path().join("data/ctiswitch.db").exists(),
+        "default SQLite under ./data"
+    );
+
+    let mut child = binary()
+        .current_dir(dir.path())
+        .env("CTISWITCH_HTTP_LISTEN", format!("127.0.0.1:{http_port}"))
+        .env("CTISWITCH_SIP_LISTEN", format!("127.0.0.1:{sip_port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut healthy = false;
+    while Instant::now() < deadline {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", http_port)) {
+            use std::io::Write;
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let _ = s.write_all(b"GET /health HTTP/1.0\r\nHost: x\r\n\r\n");
+            let mut resp = String::new();
+            let _ = s.read_to_string(&mut resp);
+            if resp.starts_with("HTTP/1.0 200") || resp.starts_with("HTTP/1.1 200") {
+                healthy = true;
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // SIGTERM via kill(1): graceful stop, exit status 0.
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("did not stop within 20 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+    assert!(healthy, "health never answered 200: {stderr}");
+    assert!(status.success(), "exit {status:?}: {stderr}");
+    assert!(stderr.contains("SIGTERM"), "{stderr}");
+}
