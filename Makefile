@@ -29,4 +29,5 @@ fmt:
 	$(CARGO) fmt --all
 
 fuzz:
+	command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz
 	cd fuzz && $(CARGO) +nightly fuzz run sip_parse -- -max_total_time=$${FUZZ_SECONDS:-300}

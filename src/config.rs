@@ -47,6 +47,8 @@ pub struct SipConfig {
     pub advertise: String,
     /// Digest-auth realm.
     pub realm: String,
+    /// Seconds a called phone rings before the caller gets 408.
+    pub ring_timeout: u64,
 }
 
 impl Default for SipConfig {
@@ -55,6 +57,7 @@ impl Default for SipConfig {
             listen: "0.0.0.0:5060".into(),
             advertise: "127.0.0.1".into(),
             realm: "ctiswitch".into(),
+            ring_timeout: 60,
         }
     }
 }
@@ -221,6 +224,21 @@ impl Config {
         parse_addr("http.listen", &self.http.listen)?;
         if self.sip.advertise.trim().is_empty() {
             return Err(bad("sip.advertise", "must not be empty"));
+        }
+        if self.sip.ring_timeout == 0 {
+            return Err(bad("sip.ring_timeout", "must be at least 1 second"));
+        }
+        if self
+            .sip
+            .advertise
+            .trim()
+            .parse::<std::net::IpAddr>()
+            .is_err()
+        {
+            return Err(bad(
+                "sip.advertise",
+                &format!("`{}` is not an IP address", self.sip.advertise),
+            ));
         }
         if self.sip.realm.trim().is_empty() {
             return Err(bad("sip.realm", "must not be empty"));

@@ -29,6 +29,8 @@ pub enum Error {
     Migration(sea_orm::DbErr),
     #[error("provisioning: {0}")]
     Provision(entities::Error),
+    #[error("switching core: {0}")]
+    Core(actors::Error),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -121,18 +123,14 @@ pub struct Switch {
     http: actix_web::dev::ServerHandle,
     http_task: tokio::task::JoinHandle<std::io::Result<()>>,
     ready: Arc<AtomicBool>,
-    sip: SipListeners,
-}
-
-/// The bound SIP sockets. The signalling stack takes them over (issue 3).
-struct SipListeners {
-    _udp: tokio::net::UdpSocket,
-    _tcp: tokio::net::TcpListener,
+    /// The switching core (SIP, calls, media).
+    pub core: actors::Switchboard,
 }
 
 impl Switch {
     /// Stops in reverse order of start: no new HTTP requests (in-flight ones, and the
-    /// database writes they make, finish), then the database pool is closed.
+    /// database writes they make, finish); every call is hung up (BYE) and its call-log row
+    /// written; the SIP sockets close; then the database pool is closed.
     pub async fn stop(self) -> Result<(), Error> {
         self.ready.store(false, Ordering::SeqCst);
         self.http.stop(true).await;
@@ -141,7 +139,7 @@ impl Switch {
             Ok(Err(e)) => tracing::warn!("HTTP server ended with an error: {e}"),
             Err(e) => tracing::warn!("HTTP server task failed: {e}"),
         }
-        drop(self.sip);
+        self.core.stop().await;
         self.db
             .close()
             .await
@@ -176,6 +174,29 @@ pub async fn start(config: Config) -> Result<Switch, Error> {
         .await
         .map_err(io_error(format!("cannot bind SIP TCP on {sip_addr}")))?;
     tracing::info!(%sip_addr, "SIP listening on UDP and TCP");
+    let rtp = config.rtp_port_range()?;
+    let media_ip = config
+        .sip
+        .advertise
+        .trim()
+        .parse()
+        .map_err(|_| Error::Config("key `sip.advertise`: not an IP address".into()))?;
+    let core = actors::Switchboard::start(
+        &db,
+        actors::SwitchboardConfig {
+            realm: config.sip.realm.clone(),
+            advertise: config.sip.advertise.trim().to_string(),
+            media_ip,
+            media_bind: sip_listen.ip(),
+            rtp_ports: rtp.low..=rtp.high,
+            rtp_timeout: std::time::Duration::from_secs(config.media.rtp_timeout),
+            ring_timeout: std::time::Duration::from_secs(config.sip.ring_timeout),
+        },
+        udp,
+        tcp,
+    )
+    .await
+    .map_err(Error::Core)?;
 
     let ready = Arc::new(AtomicBool::new(false));
     let state = web::AppState::new(db.clone(), ready.clone(), sip_addr);
@@ -203,10 +224,7 @@ pub async fn start(config: Config) -> Result<Switch, Error> {
         http,
         http_task,
         ready,
-        sip: SipListeners {
-            _udp: udp,
-            _tcp: tcp,
-        },
+        core,
     })
 }
 

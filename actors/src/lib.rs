@@ -1,11 +1,40 @@
 //! The switch: actors and the protocol plumbing they stand on.
 //!
 //! # Layout
-//! - `sip/`   — SIP without actix: message parsing and normalisation (`message`), digest
-//!   authentication (`digest`), SDP (`sdp`), the RFC 3261 transaction layer (`transaction`).
-//!   Sans-IO where possible; unit-tested without sockets.
-//! - `media/` — RTP without actix: port allocation and the relay task (`relay`).
-//! - one file per actor kind at the top level (added as the switch grows).
+//! - `sip/` — SIP without actix: URIs and headers (`uri`, `headers`), messages and their
+//!   parsing (`message`), the RFC 3261 transaction layer (`transaction`), dialogs
+//!   (`dialog`), digest authentication (`digest`), SDP (`sdp`), and the socket task around
+//!   the transaction layer (`endpoint`). Sans-IO where possible; tested without sockets.
+//! - `media/` — RTP without actix: port allocation (`ports`) and the relay task (`relay`).
+//! - One file per actor: `router` (`SipRouter`: SIP events to their actor, the numbering
+//!   plan), `extension` (`Extension`: registrar, phone state), `call` (`Call`: one call, its
+//!   legs and relay, its call-log row), `leg` (`Leg`: one SIP dialog), `event_hub`
+//!   (`EventHub`), `call_log_writer` (`CallLogWriter`: batched call-log rows).
+//! - `services` — what the switching actors share; `switchboard` — starting and stopping
+//!   all of it.
 
+pub mod call;
+pub mod call_log_writer;
+pub mod event_hub;
+pub mod extension;
+pub mod leg;
 pub mod media;
+pub mod router;
+pub mod services;
 pub mod sip;
+pub mod switchboard;
+
+pub use switchboard::{Switchboard, SwitchboardConfig};
+
+/// The errors of the switching core.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("database: {0}")]
+    Database(#[from] entities::Error),
+    #[error("SIP: {0}")]
+    Sip(String),
+    #[error("media: {0}")]
+    Media(#[from] media::PortError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}

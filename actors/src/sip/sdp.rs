@@ -733,16 +733,27 @@ impl SdpSession {
 
     /// The switch's offer: `codecs` plus telephone-event on the relay port.
     pub fn offer(&mut self, codecs: &[Codec], direction: Direction) -> Sdp {
+        self.offer_with_events(codecs, TELEPHONE_EVENT_PT, direction)
+    }
+
+    /// The switch's offer with telephone-event on payload type `events_pt`: a B2BUA that
+    /// relays RTP unchanged offers the callee the number the caller uses.
+    pub fn offer_with_events(
+        &mut self,
+        codecs: &[Codec],
+        events_pt: u8,
+        direction: Direction,
+    ) -> Sdp {
         let mut m = Media::new("audio", self.local_port, RTP_PROFILES[0]);
         for c in codecs {
             m.formats.push(c.pt.to_string());
             m.attributes.push(rtpmap(c.pt, c.name, c.clock));
         }
-        m.formats.push(TELEPHONE_EVENT_PT.to_string());
+        m.formats.push(events_pt.to_string());
         m.attributes
-            .push(rtpmap(TELEPHONE_EVENT_PT, TELEPHONE_EVENT, G711_CLOCK));
+            .push(rtpmap(events_pt, TELEPHONE_EVENT, G711_CLOCK));
         m.attributes.push(Attribute::Fmtp(Fmtp {
-            format: TELEPHONE_EVENT_PT.to_string(),
+            format: events_pt.to_string(),
             params: TELEPHONE_EVENT_RANGE.to_owned(),
         }));
         m.attributes.push(Attribute::Ptime(DEFAULT_PTIME));
@@ -839,6 +850,34 @@ pub fn answer(
     supported: &[Codec],
 ) -> Result<(Sdp, NegotiatedCodec), SdpError> {
     SdpSession::new(local_addr, local_port).answer(offer, supported)
+}
+
+/// The codecs of `offer`'s first audio stream that are in `supported`, in the offerer's
+/// order, and the offerer's telephone-event payload type.
+pub fn offered_codecs(offer: &Sdp, supported: &[Codec]) -> (Vec<Codec>, Option<u8>) {
+    let Some(m) = offer.first_audio().and_then(|i| offer.media.get(i)) else {
+        return (Vec::new(), None);
+    };
+    let mut codecs = Vec::new();
+    for pt in m.payload_types() {
+        let found = match m.rtpmap(pt) {
+            Some(map) => supported
+                .iter()
+                .find(|c| map.encoding.eq_ignore_ascii_case(c.name) && map.clock == c.clock),
+            None if pt < FIRST_DYNAMIC_PT => supported.iter().find(|c| c.pt == pt),
+            None => None,
+        };
+        if let Some(c) = found {
+            if !codecs.contains(c) {
+                codecs.push(*c);
+            }
+        }
+    }
+    let events = m.payload_types().find(|&te| {
+        m.rtpmap(te)
+            .is_some_and(|map| map.encoding.eq_ignore_ascii_case(TELEPHONE_EVENT))
+    });
+    (codecs, events)
 }
 
 /// Reads the answer to an offer the switch made: the codec the peer chose and where to

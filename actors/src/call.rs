@@ -1,0 +1,1021 @@
+//! `Call`: one per call (one call-log row). It owns the caller's `Leg`, the legs it rings
+//! (one per contact: forking), and the RTP relay that anchors the media; it resolves the
+//! callee, bridges the answer, passes re-INVITEs through, and when the call ends writes
+//! its call-log row and publishes the end.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use actix::prelude::*;
+use bytes::Bytes;
+use entities::calllog;
+
+use crate::call_log_writer::WriteCallLog;
+use crate::event_hub::{now_ms, CallState, CallStateChanged, Direction, HubEvent, Publish};
+use crate::extension::{Extension, GetBindings, PhoneEngaged, PhoneReleased};
+use crate::leg::{
+    Answer, AnswerReoffer, EndCause, Hangup, Leg, LegEvent, LegEventKind, LegId, Outgoing, Reject,
+    Reoffer, Ring,
+};
+use crate::media::relay::{self, RelayConfig, RelayEvent, RelayHandle, Side};
+use crate::router::{CallEnded, Resolve, Route};
+use crate::services::Services;
+use crate::sip::message::{NameAddr, Request, SipUri, Transport};
+use crate::sip::sdp::{self, Codec, Direction as SdpDirection, Sdp, SdpSession, SWITCH_CODECS};
+use crate::sip::transaction::TransactionKey;
+
+/// The caller's leg is always leg 0.
+const CALLER_LEG: LegId = 0;
+/// Max-Forwards of requests we originate when the caller sent none.
+const DEFAULT_MAX_FORWARDS: u8 = 70;
+
+/// Who placed the call.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    Extension {
+        number: String,
+        ext: Addr<Extension>,
+    },
+    Trunk {
+        name: String,
+        number: String,
+        allow_transit: bool,
+    },
+}
+
+impl Caller {
+    fn number(&self) -> &str {
+        match self {
+            Caller::Extension { number, .. } | Caller::Trunk { number, .. } => number,
+        }
+    }
+}
+
+/// Everything the router knows when a new INVITE arrives.
+pub struct CallSetup {
+    pub invite: Request,
+    pub key: TransactionKey,
+    pub src: SocketAddr,
+    pub transport: Transport,
+    pub caller: Caller,
+}
+
+/// The call's life; changes only through [`transition`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallPhase {
+    /// Finding the callee and ringing nobody yet.
+    Routing,
+    /// At least one callee phone rings.
+    Ringing,
+    Talking,
+    Ended,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallInput {
+    Alerted,
+    Answered,
+    Ended,
+}
+
+pub fn transition(from: CallPhase, input: CallInput) -> Option<CallPhase> {
+    use CallInput as I;
+    use CallPhase as P;
+    match (from, input) {
+        (P::Routing | P::Ringing, I::Alerted) => Some(P::Ringing),
+        (P::Routing | P::Ringing, I::Answered) => Some(P::Talking),
+        (P::Routing | P::Ringing | P::Talking, I::Ended) => Some(P::Ended),
+        _ => None,
+    }
+}
+
+/// Which side ended the call, as the call log records it (`hungupside`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndedBy {
+    Caller,
+    Callee,
+    System,
+}
+
+impl EndedBy {
+    fn as_str(self) -> &'static str {
+        match self {
+            EndedBy::Caller => "caller",
+            EndedBy::Callee => "callee",
+            EndedBy::System => "system",
+        }
+    }
+}
+
+struct Fork {
+    leg: Addr<Leg>,
+    /// The extension whose phone this fork rings, if any.
+    extension: Option<(String, Addr<Extension>)>,
+    call_id: String,
+}
+
+pub struct Call {
+    id: String,
+    services: Services,
+    setup: Option<CallSetup>,
+    caller: Caller,
+    callee: String,
+    direction: Direction,
+    group: Option<String>,
+    trunk_out: Option<String>,
+    phase: CallPhase,
+    caller_leg: Option<Addr<Leg>>,
+    caller_sdp: Option<Sdp>,
+    caller_session: Option<SdpSession>,
+    callee_session: Option<SdpSession>,
+    /// The codec the callee chose (the caller is answered with it).
+    codec: Option<Codec>,
+    early_media_sent: bool,
+    forks: HashMap<LegId, Fork>,
+    next_leg: LegId,
+    answered: Option<LegId>,
+    /// The best failure heard from the forks so far (RFC 3261 §16.7 style).
+    best_failure: Option<(u16, String)>,
+    /// A re-INVITE in progress: which leg offered.
+    reoffer_from: Option<LegId>,
+    relay: Option<RelayHandle>,
+    ring_timer: Option<SpawnHandle>,
+    max_forwards: u8,
+    begin_ms: i64,
+    ring_ms: Option<i64>,
+    pickup_ms: Option<i64>,
+    hungup: Option<EndedBy>,
+    channel: String,
+    peer_call_id: String,
+}
+
+impl Call {
+    pub fn new(setup: CallSetup, services: Services) -> Self {
+        let id = setup.invite.call_id().unwrap_or_default().to_string();
+        let callee = setup.invite.uri.user.clone().unwrap_or_default();
+        let caller = setup.caller.clone();
+        let max_forwards = setup
+            .invite
+            .max_forwards()
+            .map(|m| m.saturating_sub(1))
+            .unwrap_or(DEFAULT_MAX_FORWARDS);
+        let direction = match caller {
+            Caller::Trunk { .. } => Direction::Incoming,
+            Caller::Extension { .. } => Direction::Internal,
+        };
+        let channel = setup.src.to_string();
+        Self {
+            id,
+            services,
+            caller,
+            callee,
+            direction,
+            group: None,
+            trunk_out: None,
+            phase: CallPhase::Routing,
+            caller_leg: None,
+            caller_sdp: None,
+            caller_session: None,
+            callee_session: None,
+            codec: None,
+            early_media_sent: false,
+            forks: HashMap::new(),
+            next_leg: CALLER_LEG + 1,
+            answered: None,
+            best_failure: None,
+            reoffer_from: None,
+            relay: None,
+            ring_timer: None,
+            max_forwards,
+            begin_ms: now_ms(),
+            ring_ms: None,
+            pickup_ms: None,
+            hungup: None,
+            channel,
+            peer_call_id: String::new(),
+            setup: Some(setup),
+        }
+    }
+
+    fn step(&mut self, input: CallInput) -> bool {
+        match transition(self.phase, input) {
+            Some(next) => {
+                self.phase = next;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn publish(&self, state: CallState, leg_call_id: &str, extension: Option<&str>) {
+        self.services
+            .hub
+            .do_send(Publish(HubEvent::Call(CallStateChanged {
+                call_id: self.id.clone(),
+                leg_call_id: leg_call_id.to_string(),
+                caller: self.caller.number().to_string(),
+                callee: self.callee.clone(),
+                direction: self.direction,
+                group: self.group.clone(),
+                extension: extension.map(str::to_string),
+                state,
+                at: now_ms(),
+            })));
+    }
+
+    /// Refuses the call before it was answered, and ends it.
+    fn refuse(&mut self, ctx: &mut Context<Self>, status: u16, reason: &str) {
+        if let Some(a) = &self.caller_leg {
+            a.do_send(Reject {
+                status,
+                reason: reason.to_string(),
+            });
+        }
+        if self.hungup.is_none() {
+            self.hungup = Some(EndedBy::System);
+        }
+        self.end(ctx);
+    }
+
+    /// Sets up the caller's leg and the relay; on success resolves the callee.
+    fn begin(&mut self, ctx: &mut Context<Self>) -> Result<(), (u16, &'static str)> {
+        let Some(setup) = self.setup.take() else {
+            return Err((500, "Server Internal Error"));
+        };
+        let me = ctx.address().recipient();
+        let leg = Leg::uas(
+            CALLER_LEG,
+            me,
+            self.services.clone(),
+            setup.invite.clone(),
+            setup.key.clone(),
+            setup.src,
+            setup.transport.clone(),
+        );
+        let leg = match leg {
+            Ok(leg) => leg.start(),
+            Err(e) => {
+                tracing::debug!(call_id = %self.id, "cannot start caller leg: {e}");
+                self.setup = Some(setup);
+                return Err((400, "Bad Request"));
+            }
+        };
+        self.caller_leg = Some(leg);
+        if let Caller::Extension { ext, .. } = &self.caller {
+            ext.do_send(PhoneEngaged {
+                call_id: self.id.clone(),
+                outgoing: true,
+                remote: self.callee.clone(),
+                pickup_ms: None,
+            });
+        }
+        if setup.invite.body.is_empty() {
+            // Offer-less INVITEs (offer in the 200) are not carried yet.
+            return Err((488, "Not Acceptable Here"));
+        }
+        let offer = std::str::from_utf8(&setup.invite.body)
+            .ok()
+            .and_then(|text| Sdp::parse(text).ok())
+            .ok_or((488, "Not Acceptable Here"))?;
+        let (codecs, _) = sdp::offered_codecs(&offer, &SWITCH_CODECS);
+        if codecs.is_empty() {
+            return Err((488, "Not Acceptable Here"));
+        }
+        let a_ports = self.services.ports.allocate().map_err(|e| {
+            tracing::warn!("no RTP ports: {e}");
+            (503, "Service Unavailable")
+        })?;
+        let b_ports = self.services.ports.allocate().map_err(|e| {
+            tracing::warn!("no RTP ports: {e}");
+            (503, "Service Unavailable")
+        })?;
+        let ip = self.services.settings.media_ip;
+        self.caller_session = Some(SdpSession::new(ip, a_ports.port));
+        self.callee_session = Some(SdpSession::new(ip, b_ports.port));
+        let config = RelayConfig {
+            rtp_timeout: Some(self.services.settings.rtp_timeout),
+            ..RelayConfig::default()
+        };
+        let (relay, mut events) =
+            relay::spawn(a_ports, b_ports, config).map_err(|_| (503, "Service Unavailable"))?;
+        let remote = offer.first_audio().and_then(|i| offer.media_addr(i));
+        let _ = relay.set_remote(Side::A, remote);
+        let me = ctx.address();
+        // Relay events are rare (timeout, DTMF): one message each, never per packet.
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                if me.try_send(RelayNotice(event)).is_err() {
+                    break;
+                }
+            }
+        });
+        self.relay = Some(relay);
+        self.caller_sdp = Some(offer);
+        self.publish(CallState::Calling, &self.id, None);
+        self.services
+            .router
+            .send(Resolve {
+                number: self.callee.clone(),
+                from_trunk: matches!(self.caller, Caller::Trunk { .. }),
+                allow_transit: matches!(
+                    self.caller,
+                    Caller::Trunk {
+                        allow_transit: true,
+                        ..
+                    }
+                ),
+            })
+            .into_actor(self)
+            .map(|route, act, ctx| match route {
+                Ok(route) => act.route(ctx, route),
+                Err(_) => act.refuse(ctx, 500, "Server Internal Error"),
+            })
+            .wait(ctx);
+        let ring_timeout = self.services.settings.ring_timeout;
+        self.ring_timer = Some(ctx.run_later(ring_timeout, |act, ctx| {
+            if matches!(act.phase, CallPhase::Routing | CallPhase::Ringing) {
+                act.cancel_forks(None);
+                act.refuse(ctx, 408, "Request Timeout");
+            }
+        }));
+        Ok(())
+    }
+
+    fn route(&mut self, ctx: &mut Context<Self>, route: Route) {
+        if self.phase == CallPhase::Ended {
+            return;
+        }
+        match route {
+            Route::Refuse { status, reason } => self.refuse(ctx, status, reason),
+            Route::Trunk { name, dest } => {
+                if matches!(self.caller, Caller::Extension { .. }) {
+                    self.direction = Direction::Outgoing;
+                }
+                self.trunk_out = Some(name);
+                let uri = SipUri::sip(
+                    Some(&self.callee),
+                    &dest.ip().to_string(),
+                    Some(dest.port()),
+                );
+                self.fork(ctx, uri, dest, Transport::Udp, None);
+                if self.forks.is_empty() {
+                    self.refuse(ctx, 500, "Server Internal Error");
+                }
+            }
+            Route::Extension { number, ext } => {
+                self.ring_extensions(ctx, vec![(number, ext)]);
+            }
+            Route::Group { number, members } => {
+                self.group = Some(number);
+                self.ring_extensions(ctx, members);
+            }
+        }
+    }
+
+    fn ring_extensions(
+        &mut self,
+        ctx: &mut Context<Self>,
+        extensions: Vec<(String, Addr<Extension>)>,
+    ) {
+        let lookups = extensions.into_iter().map(|(number, ext)| {
+            let query = ext.send(GetBindings);
+            async move { (number, ext, query.await.unwrap_or_default()) }
+        });
+        futures::future::join_all(lookups)
+            .into_actor(self)
+            .map(|found, act, ctx| {
+                if act.phase == CallPhase::Ended {
+                    return;
+                }
+                for (number, ext, bindings) in found {
+                    for binding in bindings {
+                        act.fork(
+                            ctx,
+                            binding.uri.clone(),
+                            binding.dest,
+                            binding.transport.clone(),
+                            Some((number.clone(), ext.clone())),
+                        );
+                    }
+                }
+                if act.forks.is_empty() {
+                    act.refuse(ctx, 480, "Temporarily Unavailable");
+                }
+            })
+            .wait(ctx);
+    }
+
+    /// Starts a leg that calls `uri` at `dest` with our offer.
+    fn fork(
+        &mut self,
+        ctx: &mut Context<Self>,
+        uri: SipUri,
+        dest: SocketAddr,
+        transport: Transport,
+        extension: Option<(String, Addr<Extension>)>,
+    ) {
+        let (Some(offer), Some(session)) = (&self.caller_sdp, self.callee_session.as_mut()) else {
+            return;
+        };
+        let (codecs, events) = sdp::offered_codecs(offer, &SWITCH_CODECS);
+        let direction = offer
+            .first_audio()
+            .map(|i| offer.media_direction(i))
+            .unwrap_or(SdpDirection::SendRecv);
+        let sdp_offer = session.offer_with_events(
+            &codecs,
+            events.unwrap_or(sdp::TELEPHONE_EVENT_PT),
+            direction,
+        );
+        let host = self.services.endpoint.advertise().to_string();
+        let from = NameAddr::new(SipUri::sip(Some(self.caller.number()), &host, None));
+        let to_user = extension
+            .as_ref()
+            .map(|(n, _)| n.clone())
+            .unwrap_or_else(|| self.callee.clone());
+        let to = NameAddr::new(SipUri::sip(
+            Some(&to_user),
+            uri.host_unbracketed(),
+            uri.port,
+        ));
+        let outgoing = Outgoing {
+            request_uri: uri,
+            dest,
+            transport,
+            from,
+            to,
+            max_forwards: self.max_forwards,
+            sdp: Bytes::from(sdp_offer.render()),
+        };
+        let id = self.next_leg;
+        self.next_leg += 1;
+        match Leg::uac(
+            id,
+            ctx.address().recipient(),
+            self.services.clone(),
+            outgoing,
+        ) {
+            Ok(leg) => {
+                let call_id = leg.call_id().to_string();
+                let addr = leg.start();
+                self.forks.insert(
+                    id,
+                    Fork {
+                        leg: addr,
+                        extension,
+                        call_id,
+                    },
+                );
+            }
+            Err(e) => tracing::warn!(call_id = %self.id, "cannot start leg: {e}"),
+        }
+    }
+
+    /// Hangs up every fork but `keep`.
+    fn cancel_forks(&mut self, keep: Option<LegId>) {
+        for (id, fork) in &self.forks {
+            if Some(*id) != keep {
+                fork.leg.do_send(Hangup);
+            }
+        }
+    }
+
+    /// The caller's SDP answered with `codec`.
+    fn caller_answer(&mut self) -> Option<Bytes> {
+        let (Some(offer), Some(session), Some(codec)) =
+            (&self.caller_sdp, self.caller_session.as_mut(), self.codec)
+        else {
+            return None;
+        };
+        session
+            .answer(offer, &[codec])
+            .ok()
+            .map(|(sdp, _)| Bytes::from(sdp.render()))
+    }
+
+    /// Learns the callee's media from its SDP; false if it is unusable.
+    fn take_callee_sdp(&mut self, body: &Bytes) -> bool {
+        let Some(answer) = std::str::from_utf8(body)
+            .ok()
+            .and_then(|t| Sdp::parse(t).ok())
+        else {
+            return false;
+        };
+        let Ok(neg) = sdp::read_answer(&answer, &SWITCH_CODECS) else {
+            return false;
+        };
+        let Some(codec) = SWITCH_CODECS
+            .iter()
+            .find(|c| c.name.eq_ignore_ascii_case(&neg.name))
+            .copied()
+        else {
+            return false;
+        };
+        self.codec = Some(codec);
+        if let Some(relay) = &self.relay {
+            let _ = relay.set_remote(Side::B, neg.remote);
+            let _ = relay.set_dtmf_payload_type(Side::B, neg.telephone_event_pt);
+            let caller_events = self
+                .caller_sdp
+                .as_ref()
+                .and_then(|o| sdp::offered_codecs(o, &SWITCH_CODECS).1);
+            let _ = relay.set_dtmf_payload_type(Side::A, caller_events);
+        }
+        true
+    }
+
+    fn on_fork_event(&mut self, ctx: &mut Context<Self>, id: LegId, kind: LegEventKind) {
+        match kind {
+            LegEventKind::Ringing { status, sdp } => {
+                if self.answered.is_some() {
+                    return;
+                }
+                if self.step(CallInput::Alerted) && self.ring_ms.is_none() {
+                    self.ring_ms = Some(now_ms());
+                }
+                let (call_id, ext) = match self.forks.get(&id) {
+                    Some(f) => (f.call_id.clone(), f.extension.clone()),
+                    None => return,
+                };
+                if let Some((number, addr)) = &ext {
+                    addr.do_send(PhoneEngaged {
+                        call_id: self.id.clone(),
+                        outgoing: false,
+                        remote: self.caller.number().to_string(),
+                        pickup_ms: None,
+                    });
+                    self.publish(CallState::Ringing, &call_id, Some(number));
+                } else {
+                    self.publish(CallState::Ringing, &call_id, None);
+                }
+                let early = match sdp {
+                    Some(body) if !self.early_media_sent && self.take_callee_sdp(&body) => {
+                        self.caller_answer()
+                    }
+                    _ => None,
+                };
+                if let Some(a) = &self.caller_leg {
+                    match early {
+                        Some(sdp) => {
+                            self.early_media_sent = true;
+                            a.do_send(Ring {
+                                status: 183,
+                                sdp: Some(sdp),
+                            });
+                        }
+                        None if status == 180 || !self.early_media_sent => a.do_send(Ring {
+                            status: 180,
+                            sdp: None,
+                        }),
+                        None => {}
+                    }
+                }
+            }
+            LegEventKind::Answered { sdp } => {
+                if self.answered.is_some() || self.phase == CallPhase::Ended {
+                    if let Some(f) = self.forks.get(&id) {
+                        f.leg.do_send(Hangup);
+                    }
+                    return;
+                }
+                let usable = match &sdp {
+                    Some(body) => self.take_callee_sdp(body),
+                    None => self.early_media_sent,
+                };
+                let answer = usable.then(|| self.caller_answer()).flatten();
+                let Some(answer) = answer else {
+                    if let Some(f) = self.forks.get(&id) {
+                        f.leg.do_send(Hangup);
+                    }
+                    self.cancel_forks(None);
+                    return self.refuse(ctx, 488, "Not Acceptable Here");
+                };
+                self.answered = Some(id);
+                self.cancel_forks(Some(id));
+                if let Some(handle) = self.ring_timer.take() {
+                    ctx.cancel_future(handle);
+                }
+                self.step(CallInput::Answered);
+                let now = now_ms();
+                self.pickup_ms = Some(now);
+                if self.ring_ms.is_none() {
+                    self.ring_ms = Some(now);
+                }
+                if let Some(a) = &self.caller_leg {
+                    a.do_send(Answer { sdp: answer });
+                }
+                if let Some(relay) = &self.relay {
+                    let _ = relay.start();
+                }
+                let (call_id, ext) = match self.forks.get(&id) {
+                    Some(f) => (f.call_id.clone(), f.extension.clone()),
+                    None => (String::new(), None),
+                };
+                self.peer_call_id = call_id.clone();
+                if let Some((number, addr)) = &ext {
+                    addr.do_send(PhoneEngaged {
+                        call_id: self.id.clone(),
+                        outgoing: false,
+                        remote: self.caller.number().to_string(),
+                        pickup_ms: Some(now),
+                    });
+                    self.callee = number.clone();
+                }
+                if let Caller::Extension { ext, .. } = &self.caller {
+                    ext.do_send(PhoneEngaged {
+                        call_id: self.id.clone(),
+                        outgoing: true,
+                        remote: self.callee.clone(),
+                        pickup_ms: Some(now),
+                    });
+                }
+                self.publish(CallState::Talking, &self.id, None);
+            }
+            LegEventKind::Failed { status, reason } => {
+                if let Some(fork) = self.forks.remove(&id) {
+                    if let Some((_, ext)) = fork.extension {
+                        // This phone is free again unless another fork still rings it.
+                        let still = self
+                            .forks
+                            .values()
+                            .any(|f| f.extension.as_ref().is_some_and(|(_, e)| *e == ext));
+                        if !still {
+                            ext.do_send(PhoneReleased {
+                                call_id: self.id.clone(),
+                            });
+                        }
+                    }
+                }
+                if better_failure(status, self.best_failure.as_ref().map(|f| f.0)) {
+                    self.best_failure = Some((status, reason));
+                }
+                if self.forks.is_empty()
+                    && self.answered.is_none()
+                    && self.phase != CallPhase::Ended
+                {
+                    let (status, reason) = self
+                        .best_failure
+                        .clone()
+                        .unwrap_or((480, "Temporarily Unavailable".into()));
+                    // 6xx and the common 4xx go back as they are; others as 480.
+                    let status = if (400..700).contains(&status) {
+                        status
+                    } else {
+                        480
+                    };
+                    self.hungup = Some(EndedBy::Callee);
+                    self.refuse(ctx, status, &reason);
+                }
+            }
+            LegEventKind::HungUp { cause } => {
+                if Some(id) == self.answered {
+                    self.hungup.get_or_insert(match cause {
+                        EndCause::Bye => EndedBy::Callee,
+                        EndCause::Timeout => EndedBy::System,
+                    });
+                    if let Some(a) = &self.caller_leg {
+                        a.do_send(Hangup);
+                    }
+                    self.end(ctx);
+                }
+            }
+            LegEventKind::Reoffer { sdp } => self.pass_reoffer(id, &sdp),
+            LegEventKind::ReofferAnswered { result } => self.pass_reoffer_answer(id, result),
+            LegEventKind::Canceled => {}
+            LegEventKind::Gone => {
+                self.forks.remove(&id);
+            }
+        }
+    }
+
+    fn on_caller_event(&mut self, ctx: &mut Context<Self>, kind: LegEventKind) {
+        match kind {
+            LegEventKind::Canceled => {
+                self.hungup = Some(EndedBy::Caller);
+                self.cancel_forks(None);
+                self.end(ctx);
+            }
+            LegEventKind::HungUp { cause } => {
+                self.hungup.get_or_insert(match cause {
+                    EndCause::Bye => EndedBy::Caller,
+                    EndCause::Timeout => EndedBy::System,
+                });
+                self.cancel_forks(None);
+                if let Some(b) = self.answered.and_then(|id| self.forks.get(&id)) {
+                    b.leg.do_send(Hangup);
+                }
+                self.end(ctx);
+            }
+            LegEventKind::Reoffer { sdp } => self.pass_reoffer(CALLER_LEG, &sdp),
+            LegEventKind::ReofferAnswered { result } => {
+                self.pass_reoffer_answer(CALLER_LEG, result)
+            }
+            LegEventKind::Gone if self.phase != CallPhase::Ended => {
+                self.hungup.get_or_insert(EndedBy::Caller);
+                self.cancel_forks(None);
+                self.end(ctx);
+            }
+            _ => {}
+        }
+    }
+
+    /// A re-INVITE from one side: our rewrite of its SDP goes to the other side.
+    fn pass_reoffer(&mut self, from: LegId, body: &Bytes) {
+        let other = if from == CALLER_LEG {
+            self.answered
+                .and_then(|id| self.forks.get(&id))
+                .map(|f| f.leg.clone())
+        } else {
+            self.caller_leg.clone()
+        };
+        let parsed = std::str::from_utf8(body)
+            .ok()
+            .and_then(|t| Sdp::parse(t).ok());
+        let (Some(other), Some(offer)) = (other, parsed) else {
+            self.answer_reoffer(from, Err(488));
+            return;
+        };
+        let side = if from == CALLER_LEG { Side::A } else { Side::B };
+        if let Some(relay) = &self.relay {
+            let remote = offer.first_audio().and_then(|i| offer.media_addr(i));
+            if remote.is_some() {
+                let _ = relay.set_remote(side, remote);
+            }
+        }
+        let session = if from == CALLER_LEG {
+            self.callee_session.as_mut()
+        } else {
+            self.caller_session.as_mut()
+        };
+        let Some(session) = session else {
+            self.answer_reoffer(from, Err(500));
+            return;
+        };
+        let rewritten = session.rewrite(&offer);
+        self.reoffer_from = Some(from);
+        other.do_send(Reoffer {
+            sdp: Bytes::from(rewritten.render()),
+        });
+    }
+
+    fn pass_reoffer_answer(&mut self, answered_by: LegId, result: Result<Bytes, u16>) {
+        let Some(from) = self.reoffer_from.take() else {
+            return;
+        };
+        let result = result.and_then(|body| {
+            let answer = std::str::from_utf8(&body)
+                .ok()
+                .and_then(|t| Sdp::parse(t).ok())
+                .ok_or(488u16)?;
+            let side = if answered_by == CALLER_LEG {
+                Side::A
+            } else {
+                Side::B
+            };
+            if let Some(relay) = &self.relay {
+                let remote = answer.first_audio().and_then(|i| answer.media_addr(i));
+                if remote.is_some() {
+                    let _ = relay.set_remote(side, remote);
+                }
+            }
+            let session = if from == CALLER_LEG {
+                self.caller_session.as_mut()
+            } else {
+                self.callee_session.as_mut()
+            };
+            let session = session.ok_or(500u16)?;
+            Ok(Bytes::from(session.rewrite(&answer).render()))
+        });
+        self.answer_reoffer(from, result);
+    }
+
+    fn answer_reoffer(&self, leg: LegId, result: Result<Bytes, u16>) {
+        let target = if leg == CALLER_LEG {
+            self.caller_leg.clone()
+        } else {
+            self.forks.get(&leg).map(|f| f.leg.clone())
+        };
+        if let Some(target) = target {
+            target.do_send(AnswerReoffer { result });
+        }
+    }
+
+    /// Ends the call once: log row, events, phones released, relay stopped.
+    fn end(&mut self, ctx: &mut Context<Self>) {
+        if !self.step(CallInput::Ended) {
+            return;
+        }
+        let end = now_ms();
+        let answered = self.pickup_ms.is_some();
+        let state = if answered {
+            CallState::Hungup
+        } else {
+            CallState::Canceled
+        };
+        self.publish(state, &self.id, None);
+        if let Caller::Extension { ext, .. } = &self.caller {
+            ext.do_send(PhoneReleased {
+                call_id: self.id.clone(),
+            });
+        }
+        for fork in self.forks.values() {
+            if let Some((_, ext)) = &fork.extension {
+                ext.do_send(PhoneReleased {
+                    call_id: self.id.clone(),
+                });
+            }
+        }
+        if let Some(relay) = self.relay.take() {
+            let _ = relay.stop();
+        }
+        self.services
+            .call_log
+            .do_send(WriteCallLog(self.log_row(end)));
+        self.services.router.do_send(CallEnded {
+            call_id: self.id.clone(),
+        });
+        ctx.stop();
+    }
+
+    fn log_row(&self, end: i64) -> calllog::Model {
+        let caller = self.caller.number().to_string();
+        let secs = |from: i64, to: i64| {
+            i32::try_from(((to - from).max(0) + 500) / 1000).unwrap_or(i32::MAX)
+        };
+        let (business, call_type) = match (&self.caller, &self.trunk_out) {
+            (Caller::Trunk { .. }, _) => ("INCOMING", call_type_of(&caller)),
+            (Caller::Extension { .. }, Some(_)) => ("OUTGOING", call_type_of(&self.callee)),
+            (Caller::Extension { .. }, None) => ("CENTREX_CALL", "CENTREX_CALL"),
+        };
+        let fxonum = match (&self.caller, &self.trunk_out) {
+            (Caller::Trunk { name, .. }, _) => name.clone(),
+            (_, Some(name)) => name.clone(),
+            _ => String::new(),
+        };
+        calllog::Model {
+            caller,
+            callee: self.callee.clone(),
+            channel: self.channel.clone(),
+            begin_time: self.begin_ms,
+            duration: self.pickup_ms.map(|p| secs(p, end)).unwrap_or(0),
+            state: if self.pickup_ms.is_some() {
+                "STATE_RECEIVED".into()
+            } else {
+                "STATE_FAILED".into()
+            },
+            call_type: call_type.into(),
+            callid: self.id.clone(),
+            business: business.into(),
+            fxonum,
+            ring_time: self.ring_ms.unwrap_or(0),
+            ring_duration: self
+                .ring_ms
+                .map(|r| secs(r, self.pickup_ms.unwrap_or(end)))
+                .unwrap_or(0),
+            pickup_time: self.pickup_ms.unwrap_or(0),
+            hungupside: self.hungup.unwrap_or(EndedBy::System).as_str().into(),
+            peercallid: self.peer_call_id.clone(),
+            ..calllog::Model::default()
+        }
+    }
+}
+
+/// RFC 3261 §16.7 in short: a 6xx beats everything, then 486/404/… over 408/480/5xx.
+fn better_failure(new: u16, old: Option<u16>) -> bool {
+    let rank = |s: u16| match s {
+        600..=699 => 4,
+        486 | 404 | 403 | 484 | 488 => 3,
+        400..=499 => 2,
+        _ => 1,
+    };
+    match old {
+        None => true,
+        Some(old) => rank(new) > rank(old),
+    }
+}
+
+/// The manual's call types by the outside number's shape.
+fn call_type_of(number: &str) -> &'static str {
+    if number.starts_with("00") || number.starts_with('+') {
+        "OVERSEAS_CALL"
+    } else if number.starts_with('0') {
+        "NATIONAL_CALL"
+    } else if number.is_empty() {
+        "UNKNOW_CALL"
+    } else {
+        "LOCAL_CALL"
+    }
+}
+
+impl Actor for Call {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(256);
+        if let Err((status, reason)) = self.begin(ctx) {
+            if self.caller_leg.is_none() {
+                // No leg could be made: answer the INVITE directly.
+                if let Some(setup) = &self.setup {
+                    let mut resp =
+                        crate::sip::message::Response::for_request(&setup.invite, status, reason);
+                    resp.set_to_tag(&crate::sip::message::new_tag());
+                    self.services.endpoint.respond(&setup.key, resp);
+                }
+            }
+            self.refuse(ctx, status, reason);
+        }
+    }
+}
+
+impl Handler<LegEvent> for Call {
+    type Result = ();
+    fn handle(&mut self, msg: LegEvent, ctx: &mut Self::Context) {
+        if msg.leg == CALLER_LEG {
+            self.on_caller_event(ctx, msg.kind);
+        } else {
+            self.on_fork_event(ctx, msg.leg, msg.kind);
+        }
+    }
+}
+
+/// Event from the relay task (timeout, DTMF) — rare, never per packet.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RelayNotice(pub RelayEvent);
+
+impl Handler<RelayNotice> for Call {
+    type Result = ();
+    fn handle(&mut self, msg: RelayNotice, ctx: &mut Self::Context) {
+        match msg.0 {
+            RelayEvent::Timeout => {
+                tracing::info!(call_id = %self.id, "no RTP: hanging up");
+                self.hungup.get_or_insert(EndedBy::System);
+                if let Some(a) = &self.caller_leg {
+                    a.do_send(Hangup);
+                }
+                self.cancel_forks(None);
+                self.end(ctx);
+            }
+            RelayEvent::Dtmf { side, digit } => {
+                tracing::debug!(call_id = %self.id, ?side, %digit, "DTMF");
+            }
+            RelayEvent::Failed { side, error } => {
+                tracing::warn!(call_id = %self.id, ?side, "relay socket failed: {error}");
+            }
+        }
+    }
+}
+
+/// Command (shutdown, force hang-up): end the call now, whatever its state.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct EndCall;
+
+impl Handler<EndCall> for Call {
+    type Result = ();
+    fn handle(&mut self, _: EndCall, ctx: &mut Self::Context) {
+        self.hungup.get_or_insert(EndedBy::System);
+        self.cancel_forks(None);
+        if self.phase == CallPhase::Talking {
+            if let Some(a) = &self.caller_leg {
+                a.do_send(Hangup);
+            }
+            self.end(ctx);
+        } else {
+            self.refuse(ctx, 503, "Service Unavailable");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_phases() {
+        assert_eq!(
+            transition(CallPhase::Routing, CallInput::Alerted),
+            Some(CallPhase::Ringing)
+        );
+        assert_eq!(
+            transition(CallPhase::Ringing, CallInput::Answered),
+            Some(CallPhase::Talking)
+        );
+        assert_eq!(transition(CallPhase::Talking, CallInput::Alerted), None);
+        assert_eq!(transition(CallPhase::Ended, CallInput::Ended), None);
+    }
+
+    #[test]
+    fn failures_rank_like_a_forking_proxy() {
+        assert!(better_failure(486, Some(480)));
+        assert!(better_failure(603, Some(486)));
+        assert!(!better_failure(408, Some(486)));
+    }
+
+    #[test]
+    fn call_types() {
+        assert_eq!(call_type_of("0123456789"), "NATIONAL_CALL");
+        assert_eq!(call_type_of("0044123"), "OVERSEAS_CALL");
+        assert_eq!(call_type_of("88889999"), "LOCAL_CALL");
+    }
+}

@@ -1,0 +1,415 @@
+//! `Extension`: one per provisioned extension (and per registering gateway trunk). It is
+//! the registrar of its address-of-record — digest-authenticated REGISTER, bindings with
+//! expiry — checks the credentials of the INVITEs its phone sends, and keeps the phone
+//! state the monitoring API reports.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use actix::prelude::*;
+
+use crate::event_hub::{now_ms, ExtensionStateChanged, HubEvent, PhoneState, Publish};
+use crate::services::Services;
+use crate::sip::dialog::reach;
+use crate::sip::digest::{parse_credentials, Verdict};
+use crate::sip::message::{Contact, Method, Request, Response, SipUri, Transport};
+use crate::sip::transaction::TransactionKey;
+
+/// Registration lifetime granted when the phone names none (RFC 3261 §10.2.1.1).
+pub const DEFAULT_EXPIRES: u32 = 3600;
+/// Shorter registrations are refused with 423 (RFC 3261 §10.3 step 7).
+pub const MIN_EXPIRES: u32 = 60;
+/// Longer registrations are shortened to this.
+pub const MAX_EXPIRES: u32 = 7200;
+
+/// What the extension is: a person's phone, or a gateway registering as a trunk account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExtensionKind {
+    Phone,
+    Gateway,
+}
+
+/// One registered contact.
+#[derive(Debug, Clone)]
+pub struct Binding {
+    pub uri: SipUri,
+    /// Where requests for this contact are sent (the flow for phones behind NAT).
+    pub dest: SocketAddr,
+    pub transport: Transport,
+    pub expires_at: Instant,
+    call_id: String,
+    cseq: u32,
+}
+
+pub struct Extension {
+    number: String,
+    password: String,
+    kind: ExtensionKind,
+    services: Services,
+    bindings: Vec<Binding>,
+    /// Calls the phone takes part in: Call-ID → (outgoing?, remote number, since).
+    calls: HashMap<String, ActiveCall>,
+    expiry: Option<SpawnHandle>,
+}
+
+#[derive(Debug, Clone)]
+struct ActiveCall {
+    outgoing: bool,
+    remote: String,
+    pickup_ms: Option<i64>,
+}
+
+impl Extension {
+    pub fn new(number: String, password: String, kind: ExtensionKind, services: Services) -> Self {
+        Self {
+            number,
+            password,
+            kind,
+            services,
+            bindings: Vec::new(),
+            calls: HashMap::new(),
+            expiry: None,
+        }
+    }
+
+    fn phone_state(&self) -> PhoneState {
+        if self.bindings.is_empty() && self.calls.is_empty() {
+            return PhoneState::Offline;
+        }
+        match self.calls.values().next() {
+            None => PhoneState::Idle,
+            Some(c) if c.outgoing => PhoneState::BusyOutgoing,
+            Some(_) => PhoneState::BusyIncoming,
+        }
+    }
+
+    fn publish(&self) {
+        let remote = self.calls.values().next().map(|c| c.remote.clone());
+        self.services
+            .hub
+            .do_send(Publish(HubEvent::Extension(ExtensionStateChanged {
+                extension: self.number.clone(),
+                registered: !self.bindings.is_empty(),
+                phone: self.phone_state(),
+                remote_number: remote,
+                at: now_ms(),
+            })));
+    }
+
+    fn respond(&self, key: &TransactionKey, response: Response) {
+        self.services.endpoint.respond(key, response);
+    }
+
+    fn reply(&self, key: &TransactionKey, req: &Request, status: u16, reason: &str) {
+        let mut resp = Response::for_request(req, status, reason);
+        resp.set_to_tag(&crate::sip::message::new_tag());
+        resp.set_header("Server", self.services.settings.user_agent.clone());
+        self.respond(key, resp);
+    }
+
+    fn challenge(&self, key: &TransactionKey, req: &Request, stale: bool) {
+        let mut resp = Response::for_request(req, 401, "Unauthorized");
+        resp.set_to_tag(&crate::sip::message::new_tag());
+        resp.set_header("WWW-Authenticate", self.services.digest.challenge(stale));
+        self.respond(key, resp);
+    }
+
+    /// Checks the credentials in `header` for `method`.
+    fn check_credentials(&self, header: Option<&str>, method: &Method) -> AuthVerdict {
+        let Some(raw) = header else {
+            return AuthVerdict::Challenge { stale: false };
+        };
+        // An unknown scheme (RFC 4475 regaut01) is no credentials at all: challenge.
+        let Ok(creds) = parse_credentials(raw) else {
+            return AuthVerdict::Challenge { stale: false };
+        };
+        if creds.username != self.number || creds.realm != self.services.digest.realm() {
+            return AuthVerdict::Forbidden;
+        }
+        match self.services.digest.verify(
+            &creds,
+            method.as_str(),
+            &self.password,
+            SystemTime::now(),
+        ) {
+            Verdict::Ok => AuthVerdict::Accept,
+            Verdict::Stale => AuthVerdict::Challenge { stale: true },
+            Verdict::Invalid => AuthVerdict::Forbidden,
+        }
+    }
+
+    fn register(&mut self, msg: HandleRegister, ctx: &mut Context<Self>) {
+        let HandleRegister {
+            key,
+            request,
+            src,
+            transport,
+        } = msg;
+        match request.to().map(|t| t.uri.is_sip()) {
+            Some(true) => {}
+            _ => return self.reply(&key, &request, 400, "Bad Request - To is not a SIP AOR"),
+        }
+        match self.check_credentials(request.authorization(), &request.method) {
+            AuthVerdict::Accept => {}
+            AuthVerdict::Challenge { stale } => return self.challenge(&key, &request, stale),
+            AuthVerdict::Forbidden => return self.reply(&key, &request, 403, "Forbidden"),
+        }
+        let contacts = request.contacts();
+        let call_id = request.call_id().unwrap_or_default().to_string();
+        let cseq = request.cseq().map(|(n, _)| n).unwrap_or(0);
+        let header_expires = request.expires();
+        let now = Instant::now();
+        let before = self.bindings.len();
+        if contacts.iter().any(|c| matches!(c, Contact::Wildcard)) {
+            // `Contact: *` only with Expires: 0 and alone (RFC 3261 §10.3 step 6).
+            if contacts.len() != 1 || header_expires != Some(0) {
+                return self.reply(
+                    &key,
+                    &request,
+                    400,
+                    "Bad Request - Invalid wildcard Contact",
+                );
+            }
+            self.bindings.clear();
+        } else {
+            // Validate every contact before changing anything: the request is atomic.
+            let mut changes = Vec::with_capacity(contacts.len());
+            for contact in &contacts {
+                let Some(addr) = contact.addr() else { continue };
+                let expires = contact
+                    .expires()
+                    .or(header_expires)
+                    .unwrap_or(DEFAULT_EXPIRES);
+                if expires != 0 && expires < MIN_EXPIRES {
+                    let mut resp = Response::for_request(&request, 423, "Interval Too Brief");
+                    resp.set_to_tag(&crate::sip::message::new_tag());
+                    resp.set_header("Min-Expires", MIN_EXPIRES.to_string());
+                    return self.respond(&key, resp);
+                }
+                changes.push((addr.uri.clone(), expires.min(MAX_EXPIRES)));
+            }
+            for (uri, expires) in changes {
+                let same = |b: &Binding| b.uri.to_string() == uri.to_string();
+                if let Some(old) = self.bindings.iter().find(|b| same(b)) {
+                    // An older request of the same registration arriving late (§10.3 step 7).
+                    if old.call_id == call_id && old.cseq > cseq {
+                        return self.reply(
+                            &key,
+                            &request,
+                            500,
+                            "Server Internal Error - CSeq out of order",
+                        );
+                    }
+                }
+                self.bindings.retain(|b| !same(b));
+                if expires == 0 {
+                    continue;
+                }
+                let dest = reach(&uri, &transport, Some(src)).unwrap_or(src);
+                self.bindings.push(Binding {
+                    uri,
+                    dest,
+                    transport: transport.clone(),
+                    expires_at: now + Duration::from_secs(u64::from(expires)),
+                    call_id: call_id.clone(),
+                    cseq,
+                });
+            }
+        }
+        let mut resp = Response::for_request(&request, 200, "OK");
+        resp.set_to_tag(&crate::sip::message::new_tag());
+        for b in &self.bindings {
+            let left = b.expires_at.saturating_duration_since(now).as_secs();
+            resp.add_header("Contact", format!("<{}>;expires={left}", b.uri));
+        }
+        resp.set_header("Date", httpdate(SystemTime::now()));
+        resp.set_header("Server", self.services.settings.user_agent.clone());
+        self.respond(&key, resp);
+        tracing::debug!(extension = %self.number, bindings = self.bindings.len(), "registered");
+        if before != self.bindings.len() || before == 0 {
+            self.publish();
+        }
+        self.schedule_expiry(ctx);
+    }
+
+    /// Arms one timer for the earliest binding expiry.
+    fn schedule_expiry(&mut self, ctx: &mut Context<Self>) {
+        if let Some(handle) = self.expiry.take() {
+            ctx.cancel_future(handle);
+        }
+        let Some(next) = self.bindings.iter().map(|b| b.expires_at).min() else {
+            return;
+        };
+        let wait = next.saturating_duration_since(Instant::now()) + Duration::from_millis(10);
+        self.expiry = Some(ctx.run_later(wait, |act, ctx| {
+            let now = Instant::now();
+            let before = act.bindings.len();
+            act.bindings.retain(|b| b.expires_at > now);
+            if act.bindings.len() != before {
+                tracing::info!(extension = %act.number, "registration expired");
+                act.publish();
+            }
+            act.schedule_expiry(ctx);
+        }));
+    }
+}
+
+impl Actor for Extension {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(256);
+    }
+}
+
+/// Command: handle a REGISTER for this address-of-record.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct HandleRegister {
+    pub key: TransactionKey,
+    pub request: Request,
+    pub src: SocketAddr,
+    pub transport: Transport,
+}
+
+impl Handler<HandleRegister> for Extension {
+    type Result = ();
+    fn handle(&mut self, msg: HandleRegister, ctx: &mut Self::Context) {
+        self.register(msg, ctx);
+    }
+}
+
+/// The outcome of checking a request's credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthVerdict {
+    Accept,
+    Challenge { stale: bool },
+    Forbidden,
+}
+
+/// Query: may this INVITE (from this extension's phone) go ahead? Checks
+/// `Proxy-Authorization`; the router answers 407 or 403 on the verdict.
+#[derive(Message)]
+#[rtype(result = "AuthVerdict")]
+pub struct AuthorizeInvite(pub Request);
+
+impl Handler<AuthorizeInvite> for Extension {
+    type Result = MessageResult<AuthorizeInvite>;
+    fn handle(&mut self, msg: AuthorizeInvite, _: &mut Self::Context) -> Self::Result {
+        let req = msg.0;
+        MessageResult(self.check_credentials(req.proxy_authorization(), &req.method))
+    }
+}
+
+/// Query: the live bindings (contacts to ring).
+#[derive(Message)]
+#[rtype(result = "Vec<Binding>")]
+pub struct GetBindings;
+
+impl Handler<GetBindings> for Extension {
+    type Result = MessageResult<GetBindings>;
+    fn handle(&mut self, _: GetBindings, _: &mut Self::Context) -> Self::Result {
+        let now = Instant::now();
+        MessageResult(
+            self.bindings
+                .iter()
+                .filter(|b| b.expires_at > now)
+                .cloned()
+                .collect(),
+        )
+    }
+}
+
+/// Event from a call: the phone is in call `call_id` (ringing or talking).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PhoneEngaged {
+    pub call_id: String,
+    pub outgoing: bool,
+    pub remote: String,
+    /// Epoch ms of the answer, once answered.
+    pub pickup_ms: Option<i64>,
+}
+
+impl Handler<PhoneEngaged> for Extension {
+    type Result = ();
+    fn handle(&mut self, msg: PhoneEngaged, _: &mut Self::Context) {
+        self.calls.insert(
+            msg.call_id,
+            ActiveCall {
+                outgoing: msg.outgoing,
+                remote: msg.remote,
+                pickup_ms: msg.pickup_ms,
+            },
+        );
+        self.publish();
+    }
+}
+
+/// Event from a call: the phone left call `call_id`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PhoneReleased {
+    pub call_id: String,
+}
+
+impl Handler<PhoneReleased> for Extension {
+    type Result = ();
+    fn handle(&mut self, msg: PhoneReleased, _: &mut Self::Context) {
+        if self.calls.remove(&msg.call_id).is_some() {
+            self.publish();
+        }
+    }
+}
+
+/// What monitoring shows of an extension.
+#[derive(Debug, Clone)]
+pub struct ExtensionSnapshot {
+    pub number: String,
+    pub kind: ExtensionKind,
+    pub registered: bool,
+    pub contacts: Vec<String>,
+    pub phone: PhoneState,
+    pub remote_number: Option<String>,
+    pub pickup_ms: Option<i64>,
+}
+
+/// Query: the extension's current state.
+#[derive(Message)]
+#[rtype(result = "ExtensionSnapshot")]
+pub struct GetExtensionState;
+
+impl Handler<GetExtensionState> for Extension {
+    type Result = MessageResult<GetExtensionState>;
+    fn handle(&mut self, _: GetExtensionState, _: &mut Self::Context) -> Self::Result {
+        let call = self.calls.values().next();
+        MessageResult(ExtensionSnapshot {
+            number: self.number.clone(),
+            kind: self.kind,
+            registered: !self.bindings.is_empty(),
+            contacts: self.bindings.iter().map(|b| b.uri.to_string()).collect(),
+            phone: self.phone_state(),
+            remote_number: call.map(|c| c.remote.clone()),
+            pickup_ms: call.and_then(|c| c.pickup_ms),
+        })
+    }
+}
+
+/// Command: the password changed (admin API / provisioning).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetPassword(pub String);
+
+impl Handler<SetPassword> for Extension {
+    type Result = ();
+    fn handle(&mut self, msg: SetPassword, _: &mut Self::Context) {
+        self.password = msg.0;
+    }
+}
+
+/// RFC 7231 IMF-fixdate for the `Date` header of REGISTER responses.
+fn httpdate(t: SystemTime) -> String {
+    let dt: chrono::DateTime<chrono::Utc> = t.into();
+    dt.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}

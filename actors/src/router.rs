@@ -1,0 +1,575 @@
+//! `SipRouter`: receives everything the SIP endpoint delivers and sends it where it
+//! belongs — REGISTER to the `Extension` of its address-of-record, a new INVITE to a new
+//! `Call` (after the caller's credentials are checked), in-dialog requests and responses to
+//! the `Leg` that owns the dialog or transaction. It also holds the directory (numbers to
+//! extensions, groups, trunks, access numbers) that calls resolve their callee against.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use actix::prelude::*;
+use entities::Target;
+
+use crate::call::{Call, CallSetup, Caller};
+use crate::extension::{AuthVerdict, AuthorizeInvite, Extension, HandleRegister};
+use crate::leg::SipEvent;
+use crate::services::Services;
+use crate::sip::dialog::DialogKey;
+use crate::sip::endpoint::Inbound;
+use crate::sip::message::{new_tag, Method, Request, Response, Transport};
+use crate::sip::transaction::TransactionKey;
+
+/// Methods the switch handles outside a dialog.
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER";
+/// Extensions (`Require` option tags) the switch supports: none yet.
+const SUPPORTED_EXTENSIONS: &[&str] = &[];
+
+/// A trunk as routing sees it.
+#[derive(Debug, Clone)]
+pub struct TrunkRoute {
+    pub name: String,
+    /// Where calls to the trunk go; calls from here are trunk calls.
+    pub host: Option<SocketAddr>,
+    pub is_default: bool,
+    /// Calls from this trunk may leave through a trunk (off: no toll fraud).
+    pub allow_transit: bool,
+}
+
+/// The numbering plan, loaded from the database at start.
+#[derive(Default)]
+pub struct Directory {
+    pub extensions: HashMap<String, Addr<Extension>>,
+    /// Group number → member extension numbers.
+    pub groups: HashMap<String, Vec<String>>,
+    pub trunks: Vec<TrunkRoute>,
+    pub access_numbers: HashMap<String, Target>,
+    pub conferences: Vec<String>,
+}
+
+/// What a callee number resolves to.
+#[derive(Debug, Clone)]
+pub enum Route {
+    Extension {
+        number: String,
+        ext: Addr<Extension>,
+    },
+    /// Ring every member (until the queue work replaces it).
+    Group {
+        number: String,
+        members: Vec<(String, Addr<Extension>)>,
+    },
+    Trunk {
+        name: String,
+        dest: SocketAddr,
+    },
+    /// The call cannot be placed: answer the caller with this status.
+    Refuse {
+        status: u16,
+        reason: &'static str,
+    },
+}
+
+pub struct SipRouter {
+    services: Services,
+    directory: Directory,
+    dialogs: HashMap<DialogKey, Recipient<SipEvent>>,
+    transactions: HashMap<TransactionKey, Recipient<SipEvent>>,
+    calls: HashMap<String, Addr<Call>>,
+}
+
+impl SipRouter {
+    pub fn new(directory: Directory, services: Services) -> Self {
+        Self {
+            services,
+            directory,
+            dialogs: HashMap::new(),
+            transactions: HashMap::new(),
+            calls: HashMap::new(),
+        }
+    }
+
+    fn reply(&self, key: &TransactionKey, req: &Request, status: u16, reason: &str) {
+        let services = &self.services;
+        let mut resp = Response::for_request(req, status, reason);
+        resp.set_to_tag(&new_tag());
+        if matches!(status, 405 | 501) || req.method == Method::Options {
+            resp.add_header("Allow", ALLOW);
+        }
+        resp.set_header("Server", services.settings.user_agent.clone());
+        services.endpoint.respond(key, resp);
+    }
+
+    fn trunk_at(&self, src: SocketAddr) -> Option<&TrunkRoute> {
+        self.directory.trunks.iter().find(|t| t.host == Some(src))
+    }
+
+    fn on_request(
+        &mut self,
+        ctx: &mut Context<Self>,
+        key: TransactionKey,
+        request: Request,
+        src: SocketAddr,
+        transport: Transport,
+    ) {
+        // Inside a dialog: the leg that owns it, or 481.
+        if request
+            .to()
+            .and_then(|t| t.tag().map(str::to_string))
+            .is_some()
+        {
+            match DialogKey::of_request(&request).and_then(|k| self.dialogs.get(&k)) {
+                Some(leg) => leg.do_send(SipEvent(Inbound::Request {
+                    key,
+                    request,
+                    src,
+                    transport,
+                })),
+                None => self.reply(&key, &request, 481, "Call/Transaction Does Not Exist"),
+            }
+            return;
+        }
+        if !request.uri.is_sip() {
+            return self.reply(&key, &request, 416, "Unsupported URI Scheme");
+        }
+        let unsupported: Vec<String> = request
+            .headers
+            .get_all("Require")
+            .flat_map(|v| v.split(','))
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty() && !SUPPORTED_EXTENSIONS.contains(&t.as_str()))
+            .collect();
+        if !unsupported.is_empty() && request.method != Method::Cancel {
+            let services = &self.services;
+            let mut resp = Response::for_request(&request, 420, "Bad Extension");
+            resp.set_to_tag(&new_tag());
+            resp.set_header("Unsupported", unsupported.join(", "));
+            services.endpoint.respond(&key, resp);
+            return;
+        }
+        match request.method {
+            Method::Register => self.on_register(key, request, src, transport),
+            Method::Invite => self.on_invite(ctx, key, request, src, transport),
+            Method::Options => self.reply(&key, &request, 200, "OK"),
+            Method::Bye | Method::Info | Method::Update | Method::Prack => {
+                self.reply(&key, &request, 481, "Call/Transaction Does Not Exist")
+            }
+            Method::Unknown(_) => self.reply(&key, &request, 501, "Not Implemented"),
+            _ => self.reply(&key, &request, 405, "Method Not Allowed"),
+        }
+    }
+
+    fn on_register(
+        &mut self,
+        key: TransactionKey,
+        request: Request,
+        src: SocketAddr,
+        transport: Transport,
+    ) {
+        let Some(to) = request.to() else {
+            return self.reply(&key, &request, 400, "Bad Request - Missing To");
+        };
+        if !to.uri.is_sip() {
+            return self.reply(&key, &request, 400, "Bad Request - To is not a SIP AOR");
+        }
+        let user = to.uri.user.clone().unwrap_or_default();
+        match self.directory.extensions.get(&user) {
+            Some(ext) => ext.do_send(HandleRegister {
+                key,
+                request,
+                src,
+                transport,
+            }),
+            None => self.reply(&key, &request, 404, "Not Found"),
+        }
+    }
+
+    fn on_invite(
+        &mut self,
+        ctx: &mut Context<Self>,
+        key: TransactionKey,
+        request: Request,
+        src: SocketAddr,
+        transport: Transport,
+    ) {
+        if !request.body.is_empty()
+            && !request
+                .content_type()
+                .is_some_and(|t| t.trim().to_ascii_lowercase().starts_with("application/sdp"))
+        {
+            let services = &self.services;
+            let mut resp = Response::for_request(&request, 415, "Unsupported Media Type");
+            resp.set_to_tag(&new_tag());
+            resp.set_header("Accept", "application/sdp");
+            services.endpoint.respond(&key, resp);
+            return;
+        }
+        if request.max_forwards() == Some(0) {
+            return self.reply(&key, &request, 483, "Too Many Hops");
+        }
+        let from_user = request
+            .from()
+            .and_then(|f| f.uri.user.clone())
+            .unwrap_or_default();
+        if let Some(trunk) = self.trunk_at(src) {
+            let caller = Caller::Trunk {
+                name: trunk.name.clone(),
+                number: from_user,
+                allow_transit: trunk.allow_transit,
+            };
+            self.start_call(ctx, key, request, src, transport, caller);
+            return;
+        }
+        let Some(ext) = self.directory.extensions.get(&from_user).cloned() else {
+            return self.reply(&key, &request, 403, "Forbidden");
+        };
+        let req = request.clone();
+        ext.send(AuthorizeInvite(req))
+            .into_actor(self)
+            .map(move |verdict, act, ctx| match verdict {
+                Ok(AuthVerdict::Accept) => {
+                    let caller = Caller::Extension {
+                        number: from_user,
+                        ext,
+                    };
+                    act.start_call(ctx, key, request, src, transport, caller);
+                }
+                Ok(AuthVerdict::Challenge { stale }) => {
+                    let services = &act.services;
+                    let mut resp =
+                        Response::for_request(&request, 407, "Proxy Authentication Required");
+                    resp.set_to_tag(&new_tag());
+                    resp.set_header("Proxy-Authenticate", services.digest.challenge(stale));
+                    services.endpoint.respond(&key, resp);
+                }
+                Ok(AuthVerdict::Forbidden) => act.reply(&key, &request, 403, "Forbidden"),
+                Err(_) => act.reply(&key, &request, 500, "Server Internal Error"),
+            })
+            .spawn(ctx);
+    }
+
+    fn start_call(
+        &mut self,
+        _ctx: &mut Context<Self>,
+        key: TransactionKey,
+        request: Request,
+        src: SocketAddr,
+        transport: Transport,
+        caller: Caller,
+    ) {
+        let services = self.services.clone();
+        let call_id = request.call_id().unwrap_or_default().to_string();
+        if self.calls.contains_key(&call_id) {
+            // Same Call-ID, new transaction (e.g. after a 407): the earlier call has ended
+            // or is ending; a second live call with one Call-ID would be ambiguous.
+            if let Some(old) = self.calls.get(&call_id) {
+                if old.connected() {
+                    return self.reply(&key, &request, 482, "Loop Detected");
+                }
+            }
+        }
+        let setup = CallSetup {
+            invite: request,
+            key,
+            src,
+            transport,
+            caller,
+        };
+        let call = Call::new(setup, services).start();
+        self.calls.insert(call_id, call);
+    }
+
+    /// The route for `number` dialled by `caller`.
+    fn resolve(&self, number: &str, from_trunk: bool, allow_transit: bool) -> Route {
+        if let Some(ext) = self.directory.extensions.get(number) {
+            return Route::Extension {
+                number: number.to_string(),
+                ext: ext.clone(),
+            };
+        }
+        if let Some(members) = self.directory.groups.get(number) {
+            return Route::Group {
+                number: number.to_string(),
+                members: members
+                    .iter()
+                    .filter_map(|m| {
+                        self.directory
+                            .extensions
+                            .get(m)
+                            .map(|a| (m.clone(), a.clone()))
+                    })
+                    .collect(),
+            };
+        }
+        if let Some(target) = self.directory.access_numbers.get(number) {
+            return match target {
+                Target::Ext(n) | Target::Group(n) => self.resolve(&n.clone(), false, false),
+                Target::Ivr(_) | Target::Conference(_) => Route::Refuse {
+                    status: 503,
+                    reason: "Service Unavailable",
+                },
+            };
+        }
+        if self.directory.conferences.iter().any(|c| c == number) {
+            return Route::Refuse {
+                status: 503,
+                reason: "Service Unavailable",
+            };
+        }
+        if from_trunk && !allow_transit {
+            return Route::Refuse {
+                status: 403,
+                reason: "Forbidden",
+            };
+        }
+        if !number.is_empty()
+            && number
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b == b'+' || b == b'*' || b == b'#')
+        {
+            if let Some(trunk) = self
+                .directory
+                .trunks
+                .iter()
+                .find(|t| t.is_default && t.host.is_some())
+            {
+                if let Some(dest) = trunk.host {
+                    return Route::Trunk {
+                        name: trunk.name.clone(),
+                        dest,
+                    };
+                }
+            }
+        }
+        Route::Refuse {
+            status: 404,
+            reason: "Not Found",
+        }
+    }
+}
+
+impl Actor for SipRouter {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Every SIP event passes through here: a deep mailbox absorbs bursts.
+        ctx.set_mailbox_capacity(65_536);
+    }
+}
+
+/// Something the SIP endpoint delivered.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SipInbound(pub Inbound);
+
+impl Handler<SipInbound> for SipRouter {
+    type Result = ();
+    fn handle(&mut self, msg: SipInbound, ctx: &mut Self::Context) {
+        match msg.0 {
+            Inbound::Request {
+                key,
+                request,
+                src,
+                transport,
+            } => self.on_request(ctx, key, request, src, transport),
+            Inbound::Ack { request, src } => {
+                if let Some(leg) =
+                    DialogKey::of_request(&request).and_then(|k| self.dialogs.get(&k))
+                {
+                    leg.do_send(SipEvent(Inbound::Ack { request, src }));
+                }
+            }
+            Inbound::Cancel { invite, request } => {
+                if let Some(leg) = self.transactions.get(&invite) {
+                    leg.do_send(SipEvent(Inbound::Cancel { invite, request }));
+                }
+            }
+            Inbound::Response { key, response } => {
+                let owner = self.transactions.get(&key).or_else(|| {
+                    DialogKey::of_response(&response).and_then(|k| self.dialogs.get(&k))
+                });
+                if let Some(leg) = owner {
+                    leg.do_send(SipEvent(Inbound::Response { key, response }));
+                }
+            }
+            Inbound::StrayResponse { response, src } => {
+                if let Some(leg) =
+                    DialogKey::of_response(&response).and_then(|k| self.dialogs.get(&k))
+                {
+                    leg.do_send(SipEvent(Inbound::StrayResponse { response, src }));
+                }
+            }
+            Inbound::Timeout { key } => {
+                if let Some(leg) = self.transactions.get(&key) {
+                    leg.do_send(SipEvent(Inbound::Timeout { key }));
+                }
+            }
+            Inbound::TransportError { key } => {
+                if let Some(leg) = self.transactions.get(&key) {
+                    leg.do_send(SipEvent(Inbound::TransportError { key }));
+                }
+            }
+            Inbound::Terminated { key } => {
+                self.transactions.remove(&key);
+            }
+        }
+    }
+}
+
+/// Command: route this dialog's requests and stray responses to `leg`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TrackDialog {
+    pub key: DialogKey,
+    pub leg: Recipient<SipEvent>,
+}
+
+impl Handler<TrackDialog> for SipRouter {
+    type Result = ();
+    fn handle(&mut self, msg: TrackDialog, _: &mut Self::Context) {
+        self.dialogs.insert(msg.key, msg.leg);
+    }
+}
+
+/// Command: the dialog is over.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UntrackDialog {
+    pub key: DialogKey,
+}
+
+impl Handler<UntrackDialog> for SipRouter {
+    type Result = ();
+    fn handle(&mut self, msg: UntrackDialog, _: &mut Self::Context) {
+        self.dialogs.remove(&msg.key);
+    }
+}
+
+/// Command: route this transaction's responses, CANCEL and timeouts to `leg` (until the
+/// endpoint reports it terminated).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TrackTransaction {
+    pub key: TransactionKey,
+    pub leg: Recipient<SipEvent>,
+}
+
+impl Handler<TrackTransaction> for SipRouter {
+    type Result = ();
+    fn handle(&mut self, msg: TrackTransaction, _: &mut Self::Context) {
+        self.transactions.insert(msg.key, msg.leg);
+    }
+}
+
+/// Query: where does `number` go for this caller?
+#[derive(Message)]
+#[rtype(result = "Route")]
+pub struct Resolve {
+    pub number: String,
+    pub from_trunk: bool,
+    pub allow_transit: bool,
+}
+
+impl Handler<Resolve> for SipRouter {
+    type Result = MessageResult<Resolve>;
+    fn handle(&mut self, msg: Resolve, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.resolve(&msg.number, msg.from_trunk, msg.allow_transit))
+    }
+}
+
+/// Event: a call has ended (its log row is queued).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CallEnded {
+    pub call_id: String,
+}
+
+impl Handler<CallEnded> for SipRouter {
+    type Result = ();
+    fn handle(&mut self, msg: CallEnded, _: &mut Self::Context) {
+        self.calls.remove(&msg.call_id);
+    }
+}
+
+/// Query: an extension's actor, for monitoring and control.
+#[derive(Message)]
+#[rtype(result = "Option<Addr<Extension>>")]
+pub struct GetExtension(pub String);
+
+impl Handler<GetExtension> for SipRouter {
+    type Result = Option<Addr<Extension>>;
+    fn handle(&mut self, msg: GetExtension, _: &mut Self::Context) -> Self::Result {
+        self.directory.extensions.get(&msg.0).cloned()
+    }
+}
+
+/// Counters for health and tests.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RouterStats {
+    pub calls: usize,
+    pub dialogs: usize,
+    pub transactions: usize,
+}
+
+#[derive(Message)]
+#[rtype(result = "RouterStats")]
+pub struct GetRouterStats;
+
+impl Handler<GetRouterStats> for SipRouter {
+    type Result = MessageResult<GetRouterStats>;
+    fn handle(&mut self, _: GetRouterStats, _: &mut Self::Context) -> Self::Result {
+        self.calls.retain(|_, c| c.connected());
+        MessageResult(RouterStats {
+            calls: self.calls.len(),
+            dialogs: self.dialogs.len(),
+            transactions: self.transactions.len(),
+        })
+    }
+}
+
+/// How long shutdown waits for calls to finish their BYEs.
+pub const HANGUP_GRACE: Duration = Duration::from_secs(3);
+
+/// Command (shutdown): hang up every call; resolves once they have all ended or the grace
+/// period is over, with the number of calls still up.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct HangupAll;
+
+impl Handler<HangupAll> for SipRouter {
+    type Result = ResponseActFuture<Self, usize>;
+    fn handle(&mut self, _: HangupAll, _: &mut Self::Context) -> Self::Result {
+        for call in self.calls.values() {
+            call.do_send(crate::call::EndCall);
+        }
+        Box::pin(
+            async move {
+                let deadline = tokio::time::Instant::now() + HANGUP_GRACE;
+                // Poll our own state through the actor below; a short sleep between looks.
+                tokio::time::sleep_until(
+                    deadline.min(tokio::time::Instant::now() + Duration::from_millis(50)),
+                )
+                .await;
+                deadline
+            }
+            .into_actor(self)
+            .then(|deadline, act, _| wait_for_calls(act, deadline)),
+        )
+    }
+}
+
+fn wait_for_calls(
+    act: &mut SipRouter,
+    deadline: tokio::time::Instant,
+) -> ResponseActFuture<SipRouter, usize> {
+    act.calls.retain(|_, c| c.connected());
+    let left = act.calls.len();
+    if left == 0 || tokio::time::Instant::now() >= deadline {
+        return Box::pin(actix::fut::ready(left));
+    }
+    Box::pin(
+        tokio::time::sleep(Duration::from_millis(50))
+            .into_actor(act)
+            .then(move |_, act, _| wait_for_calls(act, deadline)),
+    )
+}

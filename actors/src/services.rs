@@ -1,0 +1,50 @@
+//! What every switching actor needs to reach: the SIP endpoint, the router, the event hub,
+//! the call-log writer, media ports and the switch's settings. Cloned into each actor.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Addr;
+
+use crate::call_log_writer::CallLogWriter;
+use crate::event_hub::EventHub;
+use crate::media::PortAllocator;
+use crate::router::SipRouter;
+use crate::sip::digest::DigestServer;
+use crate::sip::endpoint::EndpointHandle;
+
+/// Settings of the switching core (from the `[sip]` and `[media]` configuration).
+#[derive(Debug, Clone)]
+pub struct SwitchSettings {
+    /// Address written into SDP (the relay's address as phones see it).
+    pub media_ip: IpAddr,
+    /// Seconds without RTP on an answered call before it is hung up.
+    pub rtp_timeout: Duration,
+    /// How long an extension rings before the caller gets 408.
+    pub ring_timeout: Duration,
+    /// `User-Agent` / `Server` header value.
+    pub user_agent: String,
+}
+
+impl Default for SwitchSettings {
+    fn default() -> Self {
+        Self {
+            media_ip: IpAddr::from([127, 0, 0, 1]),
+            rtp_timeout: Duration::from_secs(60),
+            ring_timeout: Duration::from_secs(60),
+            user_agent: format!("ctiswitch/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Services {
+    pub endpoint: EndpointHandle,
+    pub router: Addr<SipRouter>,
+    pub hub: Addr<EventHub>,
+    pub call_log: Addr<CallLogWriter>,
+    pub ports: Arc<PortAllocator>,
+    pub digest: Arc<DigestServer>,
+    pub settings: Arc<SwitchSettings>,
+}
