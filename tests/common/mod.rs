@@ -5,6 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+pub mod pjsua;
+pub mod sipp;
+
 use ctiswitch::{Config, Switch};
 
 /// A config for a test switch: loopback, port 0 everywhere, data in `dir`, plus `extra` TOML.

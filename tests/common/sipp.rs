@@ -1,0 +1,2 @@
+//! Driving SIPp from tests (owned by the SIPp tests).
+#![allow(dead_code)]
