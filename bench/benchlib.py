@@ -6,19 +6,22 @@
   benchlib.py range N              a block LOW-HIGH of N UDP ports free on 127.0.0.1
   benchlib.py cpu PID              CPU seconds (user+system, all threads) of PID and all its
                                    descendants, from /proc/<pid>/stat; 0 if PID is gone
+  benchlib.py tree PID             PID's descendants, deepest first (for cleanup)
   benchlib.py rss PID              resident set size of PID in kB (VmRSS)
   benchlib.py udp                  loopback UDP counters: "arrived delivered dropped"
   benchlib.py stat CSV M           read a SIPp -trace_stat CSV of a run of M calls; prints
                                    "ok=… failed=… retrans=… cps=… setup_ms=…" (cps = M over the
                                    time SIPp took to create them, interpolated between rows)
   benchlib.py rusage OUT -- CMD…   run CMD, write its CPU seconds (it and its waited-for
-                                   children) to OUT, exit with its status
+                                   children) to OUT, exit with its status; SIGINT/SIGTERM are
+                                   passed on to CMD as SIGTERM
 """
 
 import csv
 import os
 import random
 import resource
+import signal
 import socket
 import subprocess
 import sys
@@ -73,7 +76,7 @@ def _stat(pid):
     return int(rest[1]), int(rest[11]) + int(rest[12])
 
 
-def cpu(root):
+def _procs():
     ppid_of, ticks = {}, {}
     for name in os.listdir("/proc"):
         if name.isdigit():
@@ -81,14 +84,33 @@ def cpu(root):
                 ppid_of[int(name)], ticks[int(name)] = _stat(name)
             except (OSError, ValueError, IndexError):
                 pass
-    if root not in ticks:
-        return 0.0
-    total, todo = 0, [root]
+    return ppid_of, ticks
+
+
+def _descendants(root, ppid_of):
+    out, todo = [], [root]
     while todo:
         pid = todo.pop()
-        total += ticks.get(pid, 0)
-        todo.extend(p for p, pp in ppid_of.items() if pp == pid)
-    return total / CLK_TCK
+        kids = [p for p, pp in ppid_of.items() if pp == pid]
+        out.extend(kids)
+        todo.extend(kids)
+    return out
+
+
+def tree(root):
+    ppid_of, _ = _procs()
+    mine, pid = set(), os.getpid()  # this helper and the shells that run it
+    while pid > 1 and pid not in mine:
+        mine.add(pid)
+        pid = ppid_of.get(pid, 0)
+    return [p for p in reversed(_descendants(root, ppid_of)) if p not in mine]
+
+
+def cpu(root):
+    ppid_of, ticks = _procs()
+    if root not in ticks:
+        return 0.0
+    return sum(ticks.get(p, 0) for p in [root] + _descendants(root, ppid_of)) / CLK_TCK
 
 
 def rss(pid):
@@ -159,10 +181,20 @@ def stat(path, m):
 def rusage(out, cmd):
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
-        rc = subprocess.call(cmd, stdin=subprocess.DEVNULL)
+        child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
     except OSError as e:
         print(f"benchlib: {cmd[0]}: {e}", file=sys.stderr)
-        rc = 127
+        sys.exit(127)
+
+    def forward(signum, frame):
+        try:
+            child.send_signal(signal.SIGTERM)
+        except OSError:
+            pass
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    rc = child.wait()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(out, "w") as f:
         f.write(
@@ -179,6 +211,8 @@ def main(argv):
         print("%d-%d" % port_range(int(argv[2])))
     elif what == "cpu":
         print("%.2f" % cpu(int(argv[2])))
+    elif what == "tree":
+        print(" ".join(map(str, tree(int(argv[2])))))
     elif what == "rss":
         print(rss(int(argv[2])))
     elif what == "udp":

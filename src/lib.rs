@@ -199,7 +199,12 @@ pub async fn start(config: Config) -> Result<Switch, Error> {
     .map_err(Error::Core)?;
 
     let ready = Arc::new(AtomicBool::new(false));
-    let state = web::AppState::new(db.clone(), ready.clone(), sip_addr);
+    let state = web::AppState::new(
+        db.clone(),
+        ready.clone(),
+        sip_addr,
+        Some(core.router.clone()),
+    );
     let http_listen = config.http_listen();
     let listener = std::net::TcpListener::bind(http_listen)
         .map_err(io_error(format!("cannot bind HTTP on {http_listen}")))?;

@@ -218,6 +218,8 @@ async fn admin_api_crud_with_validation() {
     let group: Value = resp.json().await.unwrap();
     assert_eq!(group["number"], "3003");
 
+    // The switch learns of admin changes at once: unknown before, challenged after.
+    assert_eq!(common::register_status(&switch, "801").await, 404);
     let resp = http
         .post(url("/api/v1/extensions"))
         .json(&json!({"number": "801", "password": "s3cret", "name": "Alice", "groups": ["3003"]}))
@@ -227,6 +229,7 @@ async fn admin_api_crud_with_validation() {
     assert_eq!(resp.status().as_u16(), 201);
     let ext: Value = resp.json().await.unwrap();
     assert_eq!(ext["number"], "801");
+    assert_eq!(common::register_status(&switch, "801").await, 401);
     assert!(
         ext.get("password").is_none(),
         "passwords are write-only: {ext}"
@@ -345,6 +348,11 @@ async fn admin_api_crud_with_validation() {
             .status()
             .as_u16(),
         404
+    );
+    assert_eq!(
+        common::register_status(&switch, "801").await,
+        404,
+        "deleted: gone from the switch"
     );
 
     // Trunks and access numbers round-trip.

@@ -408,6 +408,20 @@ impl Handler<SetPassword> for Extension {
     }
 }
 
+/// Command: the extension was deleted; stop.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Retire;
+
+impl Handler<Retire> for Extension {
+    type Result = ();
+    fn handle(&mut self, _: Retire, ctx: &mut Self::Context) {
+        self.bindings.clear();
+        self.publish();
+        ctx.stop();
+    }
+}
+
 /// RFC 7231 IMF-fixdate for the `Date` header of REGISTER responses.
 fn httpdate(t: SystemTime) -> String {
     let dt: chrono::DateTime<chrono::Utc> = t.into();

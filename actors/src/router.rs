@@ -72,6 +72,7 @@ pub enum Route {
 
 pub struct SipRouter {
     services: Services,
+    db: sea_orm::DatabaseConnection,
     directory: Directory,
     dialogs: HashMap<DialogKey, Recipient<SipEvent>>,
     transactions: HashMap<TransactionKey, Recipient<SipEvent>>,
@@ -79,9 +80,10 @@ pub struct SipRouter {
 }
 
 impl SipRouter {
-    pub fn new(directory: Directory, services: Services) -> Self {
+    pub fn new(directory: Directory, services: Services, db: sea_orm::DatabaseConnection) -> Self {
         Self {
             services,
+            db,
             directory,
             dialogs: HashMap::new(),
             transactions: HashMap::new(),
@@ -500,6 +502,41 @@ impl Handler<GetExtension> for SipRouter {
     type Result = Option<Addr<Extension>>;
     fn handle(&mut self, msg: GetExtension, _: &mut Self::Context) -> Self::Result {
         self.directory.extensions.get(&msg.0).cloned()
+    }
+}
+
+/// Command: the configuration in the database changed (admin API); reload the numbering
+/// plan. Running extensions keep their registrations.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct ReloadDirectory;
+
+impl Handler<ReloadDirectory> for SipRouter {
+    // Atomic: two reloads must not interleave (each would start its own actor for a new
+    // extension). SIP routing waits the few milliseconds the queries take.
+    type Result = AtomicResponse<Self, Result<(), String>>;
+    fn handle(&mut self, _: ReloadDirectory, _: &mut Self::Context) -> Self::Result {
+        let db = self.db.clone();
+        let services = self.services.clone();
+        // The current directory is needed to keep running actors; take a snapshot of it.
+        let current = Directory {
+            extensions: self.directory.extensions.clone(),
+            ..Directory::default()
+        };
+        AtomicResponse::new(Box::pin(
+            async move { crate::switchboard::load_directory(&db, &services, &current).await }
+                .into_actor(self)
+                .map(|result, act, _| match result {
+                    Ok(directory) => {
+                        act.directory = directory;
+                        Ok(())
+                    }
+                    Err(e) => {
+                        tracing::error!("numbering plan reload failed: {e}");
+                        Err(e.to_string())
+                    }
+                }),
+        ))
     }
 }
 

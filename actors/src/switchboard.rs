@@ -3,7 +3,6 @@
 //! `SipRouter`, the `EventHub`, the `CallLogWriter` and the SIP endpoint on the given
 //! sockets.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -15,7 +14,7 @@ use tokio::net::{TcpListener, UdpSocket};
 
 use crate::call_log_writer::{CallLogWriter, Flush};
 use crate::event_hub::EventHub;
-use crate::extension::{Extension, ExtensionKind};
+use crate::extension::{Extension, ExtensionKind, Retire, SetPassword};
 use crate::media::PortAllocator;
 use crate::router::{Directory, HangupAll, SipInbound, SipRouter, TrunkRoute};
 use crate::services::{Services, SwitchSettings};
@@ -46,6 +45,67 @@ pub struct Switchboard {
     pub endpoint: EndpointHandle,
 }
 
+/// Reads the numbering plan. Extensions already running in `current` keep their actor
+/// (and so their registrations) and learn their new password; new ones get an actor.
+pub async fn load_directory(
+    db: &DatabaseConnection,
+    services: &Services,
+    current: &Directory,
+) -> Result<Directory, Error> {
+    use entities::repo;
+    let mut directory = Directory::default();
+    let actor_for = |number: &str, password: String, kind: ExtensionKind| match current
+        .extensions
+        .get(number)
+    {
+        Some(addr) => {
+            addr.do_send(SetPassword(password));
+            addr.clone()
+        }
+        None => Extension::new(number.to_string(), password, kind, services.clone()).start(),
+    };
+    for ext in repo::extensions::list(db).await? {
+        let addr = actor_for(&ext.number, ext.password.clone(), ExtensionKind::Phone);
+        directory.extensions.insert(ext.number, addr);
+    }
+    for trunk in repo::trunks::list(db).await? {
+        if let Some(password) = trunk.password.clone().filter(|p| !p.is_empty()) {
+            let addr = actor_for(&trunk.name, password, ExtensionKind::Gateway);
+            directory.extensions.insert(trunk.name.clone(), addr);
+        }
+        directory.trunks.push(TrunkRoute {
+            host: trunk.host.as_deref().and_then(trunk_host),
+            name: trunk.name,
+            is_default: trunk.is_default,
+            allow_transit: trunk.allow_transit,
+        });
+    }
+    for group in repo::groups::list(db).await? {
+        let members = repo::groups::members(db, group.id).await?;
+        directory.groups.insert(
+            group.number,
+            members.into_iter().map(|m| m.extension.number).collect(),
+        );
+    }
+    for access in repo::access_numbers::list(db).await? {
+        if let Some(target) = access.parsed_target() {
+            directory.access_numbers.insert(access.number, target);
+        }
+    }
+    directory.conferences = repo::conferences::list(db)
+        .await?
+        .into_iter()
+        .map(|c| c.number)
+        .collect();
+    // Extensions that were deleted stop (their registrations go with them).
+    for (number, addr) in &current.extensions {
+        if !directory.extensions.contains_key(number) {
+            addr.do_send(Retire);
+        }
+    }
+    Ok(directory)
+}
+
 /// `host:port` of a trunk, resolved once at start.
 fn trunk_host(host: &str) -> Option<SocketAddr> {
     host.parse()
@@ -61,24 +121,6 @@ impl Switchboard {
         udp: UdpSocket,
         tcp: TcpListener,
     ) -> Result<Switchboard, Error> {
-        use entities::repo;
-        let extensions = repo::extensions::list(db).await?;
-        let groups = repo::groups::list(db).await?;
-        let trunks = repo::trunks::list(db).await?;
-        let access_numbers = repo::access_numbers::list(db).await?;
-        let conferences = repo::conferences::list(db).await?;
-        let mut group_members = HashMap::new();
-        for group in &groups {
-            let members = repo::groups::members(db, group.id).await?;
-            group_members.insert(
-                group.number.clone(),
-                members
-                    .into_iter()
-                    .map(|m| m.extension.number)
-                    .collect::<Vec<_>>(),
-            );
-        }
-
         let hub = EventHub::default().start();
         let call_log = CallLogWriter::new(db.clone()).start();
         // The router's mailbox exists before it runs, so the endpoint can deliver into it
@@ -114,43 +156,8 @@ impl Switchboard {
             }),
         };
 
-        let mut directory = Directory::default();
-        for ext in extensions {
-            let actor = Extension::new(
-                ext.number.clone(),
-                ext.password.clone(),
-                ExtensionKind::Phone,
-                services.clone(),
-            );
-            directory.extensions.insert(ext.number, actor.start());
-        }
-        for trunk in trunks {
-            if let Some(password) = trunk.password.clone().filter(|p| !p.is_empty()) {
-                let actor = Extension::new(
-                    trunk.name.clone(),
-                    password,
-                    ExtensionKind::Gateway,
-                    services.clone(),
-                );
-                directory
-                    .extensions
-                    .insert(trunk.name.clone(), actor.start());
-            }
-            directory.trunks.push(TrunkRoute {
-                host: trunk.host.as_deref().and_then(trunk_host),
-                name: trunk.name,
-                is_default: trunk.is_default,
-                allow_transit: trunk.allow_transit,
-            });
-        }
-        directory.groups = group_members;
-        for access in access_numbers {
-            if let Some(target) = access.parsed_target() {
-                directory.access_numbers.insert(access.number, target);
-            }
-        }
-        directory.conferences = conferences.into_iter().map(|c| c.number).collect();
-        router_ctx.run(SipRouter::new(directory, services));
+        let directory = load_directory(db, &services, &Directory::default()).await?;
+        router_ctx.run(SipRouter::new(directory, services, db.clone()));
         Ok(Switchboard {
             router,
             hub,

@@ -225,7 +225,10 @@ async fn create<R: Resource>(state: web::Data<AppState>, body: web::Bytes) -> Ht
         Err(r) => return r.into(),
     };
     match R::create(&state.db, input).await {
-        Ok(model) => HttpResponse::Created().json(present::<R>(&model)),
+        Ok(model) => {
+            state.configuration_changed().await;
+            HttpResponse::Created().json(present::<R>(&model))
+        }
         Err(e) => error_response(e),
     }
 }
@@ -244,7 +247,10 @@ async fn update<R: Resource>(
         Err(r) => return r.into(),
     };
     match R::update(&state.db, id, input).await {
-        Ok(model) => HttpResponse::Ok().json(present::<R>(&model)),
+        Ok(model) => {
+            state.configuration_changed().await;
+            HttpResponse::Ok().json(present::<R>(&model))
+        }
         Err(e) => error_response(e),
     }
 }
@@ -255,7 +261,10 @@ async fn delete<R: Resource>(state: web::Data<AppState>, id: web::Path<String>) 
         Err(r) => return r.into(),
     };
     match R::delete(&state.db, id).await {
-        Ok(()) => HttpResponse::NoContent().finish(),
+        Ok(()) => {
+            state.configuration_changed().await;
+            HttpResponse::NoContent().finish()
+        }
         Err(e) => error_response(e),
     }
 }

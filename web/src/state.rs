@@ -3,6 +3,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use actix::Addr;
+use actors::router::{ReloadDirectory, SipRouter};
 use sea_orm::DatabaseConnection;
 
 /// Shared by every handler (cheap to clone).
@@ -12,15 +14,35 @@ pub struct AppState {
     ready: Arc<AtomicBool>,
     pub sip_addr: SocketAddr,
     pub started: Instant,
+    /// The switching core's router: told when configuration changes.
+    pub router: Option<Addr<SipRouter>>,
 }
 
 impl AppState {
-    pub fn new(db: DatabaseConnection, ready: Arc<AtomicBool>, sip_addr: SocketAddr) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        ready: Arc<AtomicBool>,
+        sip_addr: SocketAddr,
+        router: Option<Addr<SipRouter>>,
+    ) -> Self {
         Self {
             db,
             ready,
             sip_addr,
             started: Instant::now(),
+            router,
+        }
+    }
+
+    /// Tells the switching core that extensions, groups, trunks or access numbers changed,
+    /// and waits until it has reloaded them (so the next call sees the change).
+    pub async fn configuration_changed(&self) {
+        if let Some(router) = &self.router {
+            match router.send(ReloadDirectory).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!("switch did not reload its configuration: {e}"),
+                Err(e) => tracing::error!("switch router unreachable: {e}"),
+            }
         }
     }
 

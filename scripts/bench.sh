@@ -1,0 +1,430 @@
+#!/usr/bin/env bash
+# `make bench`: SIP core benchmarks of ctiswitch against Kamailio as a reference.
+#
+#   1. call set-up rate: SIPp callers → target → SIPp carrier, rate stepped up (BENCH_RATES)
+#      with BENCH_STEP_SECONDS worth of calls per step; the highest rate with 0 failed calls
+#      and the target's CPU seconds per 1,000 calls. Targets: Kamailio (transaction-stateful
+#      proxy with record-route, bench/kamailio.cfg) without and with digest auth, then the
+#      switch (extension 801 authenticates with a 407 and dials 0123456789 → default trunk).
+#   2. RTP relay: BENCH_MEDIA_CALLS concurrent calls through the switch with PCMA in both
+#      directions; the switch's CPU per relayed call and its memory per active call.
+#
+# Every figure is one line starting with "BENCH". Everything binds and sends to 127.0.0.1
+# only; every SIPp run is bounded by -m, -timeout and `timeout`. Exit status: 0 when the
+# harness worked (even if the switch carried no calls: that is reported, not fatal),
+# 1 when the switch did not build or start, 2 on a harness error.
+#
+# Knobs (environment): BENCH_RATES="500 1000 1500 2000 2500" BENCH_STEP_SECONDS=6
+# BENCH_HOLD_MS=200 BENCH_MEDIA_CALLS=100 BENCH_MEDIA_RATE=25 BENCH_MEDIA_WINDOW=10
+# BENCH_ONLY="kamailio switch media" (any subset) BENCH_PIN=1 (pin the target to CPU 1 and
+# the SIPp pair to CPU 0; BENCH_PIN=0 to let the scheduler place them) BENCH_KEEP=1 (keep
+# the temporary directory and print its path).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+RATES=${BENCH_RATES:-"500 1000 1500 2000 2500"}
+STEP_S=${BENCH_STEP_SECONDS:-6}
+HOLD_MS=${BENCH_HOLD_MS:-200}
+MEDIA_CALLS=${BENCH_MEDIA_CALLS:-100}
+MEDIA_RATE=${BENCH_MEDIA_RATE:-25}
+MEDIA_WINDOW=${BENCH_MEDIA_WINDOW:-10}
+ONLY=${BENCH_ONLY:-"kamailio switch media"}
+PIN=${BENCH_PIN:-1}
+EXT=801
+PASSWORD=1234
+DIAL=0123456789
+PCAP=/usr/share/sip-tester/g711a.pcap
+# SIPp's call length in bench/uac_media.xml: three plays of the 7 s pcap.
+MEDIA_CALL_S=21
+
+LIB="python3 $ROOT/bench/benchlib.py"
+log() { echo "bench: $*" >&2; }
+harness_error() {
+  echo "bench: HARNESS ERROR: $*" >&2
+  exit 2
+}
+has() { [[ " $ONLY " == *" $1 "* ]]; }
+for n in $RATES $STEP_S $HOLD_MS $MEDIA_CALLS $MEDIA_RATE $MEDIA_WINDOW; do
+  [[ $n =~ ^[0-9]+$ && $n -gt 0 ]] || harness_error "knob value '$n' is not a positive integer"
+done
+[ "$MEDIA_CALLS" -le 500 ] || harness_error "BENCH_MEDIA_CALLS is capped at 500"
+
+# --- tools -------------------------------------------------------------------------------
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+need=()
+command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+if has kamailio && ! command -v kamailio >/dev/null 2>&1; then need+=(kamailio); fi
+if [ ${#need[@]} -gt 0 ]; then
+  log "installing ${need[*]}"
+  # Debian's kamailio package starts its service on install (port 5060, all interfaces):
+  # forbid service starts for the duration of the install.
+  policy=/usr/sbin/policy-rc.d
+  made_policy=0
+  if [ ! -e $policy ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee $policy >/dev/null && $SUDO chmod +x $policy
+    made_policy=1
+  fi
+  rc=0
+  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
+    "${need[@]}" >/dev/null; } || rc=$?
+  [ $made_policy = 1 ] && $SUDO rm -f $policy
+  [ $rc = 0 ] || harness_error "apt-get install ${need[*]} failed"
+fi
+[ -r "$PCAP" ] || harness_error "$PCAP missing (package sip-tester)"
+CPUS=$(nproc)
+pin_target=() pin_load=()
+if [ "$PIN" = 1 ] && [ "$CPUS" -ge 2 ]; then
+  pin_target=(taskset -c 1)
+  pin_load=(taskset -c 0)
+fi
+
+# --- temp dir, background processes, cleanup ----------------------------------------------
+TMP=$(mktemp -d /tmp/ctiswitch-bench.XXXXXX)
+BG_PIDS=()
+# kill_tree PID…: SIGTERM to the processes and all their descendants, SIGKILL after 6 s.
+kill_tree() {
+  local p all=()
+  for p in "$@"; do all+=($($LIB tree "$p" 2>/dev/null || true) "$p"); done
+  [ ${#all[@]} -gt 0 ] || return 0
+  kill -TERM "${all[@]}" 2>/dev/null || true
+  for _ in $(seq 1 30); do
+    local alive=0
+    for p in "${all[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && return 0
+    sleep 0.2
+  done
+  kill -KILL "${all[@]}" 2>/dev/null || true
+}
+cleanup() {
+  # Everything this script started is one of its descendants.
+  local left
+  left=$($LIB tree $$ 2>/dev/null || true)
+  # shellcheck disable=SC2086
+  [ -n "$left" ] && kill_tree $left
+  if [ "${BENCH_KEEP:-0}" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Stop one background process we started (and its descendants); $1 = pid.
+stop_bg() {
+  kill_tree "$1"
+  wait "$1" 2>/dev/null || true
+}
+
+fmt() { python3 -c "import sys; print(('%.'+sys.argv[2]+'f') % float(sys.argv[1]))" "$1" "$2"; }
+div() { python3 -c "import sys; a,b,k=map(float,sys.argv[1:]); print('%.3f' % (a*k/b) if b else '-')" "$1" "$2" "${3:-1}"; }
+
+printf 'SEQUENTIAL\n%s;ctiswitch;%s\n' "$EXT" "$PASSWORD" >"$TMP/callers.csv"
+read -r P_TARGET P_CARRIER P_CALLER P_CTRL1 P_CTRL2 P_HTTP <<<"$($LIB ports 6)"
+log "ports: target $P_TARGET carrier $P_CARRIER caller $P_CALLER http $P_HTTP; pinning: ${pin_target[*]:-none}"
+
+# --- SIPp ---------------------------------------------------------------------------------
+CARRIER_PID=""
+# start_carrier SCENARIO MAX_CALLS TIMEOUT_S
+start_carrier() {
+  local calls=$2 limit=$3
+  "${pin_load[@]}" timeout -k 5 $((limit + 10)) sipp -sf "$1" -i 127.0.0.1 -p "$P_CARRIER" \
+    -mi 127.0.0.1 -mp $((P_CARRIER + 2)) -ci 127.0.0.1 -cp "$P_CTRL1" -m "$calls" \
+    -timeout "$limit" -nostdin -max_recv_loops 5000 -max_sched_loops 5000 \
+    -trace_err -error_file "$TMP/carrier_err.log" </dev/null >"$TMP/carrier.out" 2>&1 &
+  CARRIER_PID=$!
+  BG_PIDS+=("$CARRIER_PID")
+  for _ in $(seq 1 50); do
+    ss -Hulpn "sport = :$P_CARRIER" 2>/dev/null | grep -q sipp && return 0
+    kill -0 "$CARRIER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  cat "$TMP/carrier.out" >&2 || true
+  harness_error "SIPp carrier did not start on 127.0.0.1:$P_CARRIER"
+}
+sipp_pid_of() { pgrep -P "$1" -x sipp 2>/dev/null | head -1 || true; }
+
+# run_caller TAG SCENARIO RATE CALLS TIMEOUT_S [extra sipp args…]; sets CALLER_RC
+run_caller() {
+  local tag=$1 sf=$2 rate=$3 calls=$4 limit=$5
+  shift 5
+  CALLER_RC=0
+  rm -f "$TMP/$tag.csv" "$TMP/$tag.err"
+  $LIB rusage "$TMP/$tag.cpu" -- "${pin_load[@]}" timeout -k 5 $((limit + 10)) \
+    sipp -sf "$sf" -inf "$TMP/callers.csv" -au "$EXT" -ap "$PASSWORD" -s "$DIAL" \
+    "127.0.0.1:$P_TARGET" -i 127.0.0.1 -p "$P_CALLER" -mi 127.0.0.1 -mp $((P_CALLER + 2)) \
+    -ci 127.0.0.1 -cp "$P_CTRL2" -r "$rate" -m "$calls" -timeout "$limit" -nostdin \
+    -max_recv_loops 5000 -max_sched_loops 5000 -trace_stat -stf "$TMP/$tag.csv" -fd 1 \
+    -trace_err -error_file "$TMP/$tag.err" "$@" >"$TMP/$tag.out" 2>&1 || CALLER_RC=$?
+}
+
+# The first thing the target answered to a failed call, for the report.
+first_error() {
+  local f=$1
+  [ -s "$f" ] || return 0
+  grep -m1 -oE "received 'SIP/2.0 [0-9]{3}[^']{0,40}|Aborting call on [a-zA-Z ]+|Unexpected [a-zA-Z ]+" "$f" |
+    head -1 | tr -d "'\r" || true
+}
+
+# --- call set-up rate ---------------------------------------------------------------------
+# rate_steps NAME SCENARIO TARGET_PID: steps the rate, prints a line per step, sets BEST_*
+# and records "rate cpu_per_1k" pairs in $TMP/NAME.steps.
+rate_steps() {
+  local name=$1 sf=$2 tpid=$3 rate calls limit c0 c1 s0 s1 line ok failed retrans cps setup
+  local cpu cpu1k sipp_cpu carrier_sipp
+  BEST_RATE=0 BEST_CPS=0 BEST_CPU1K=- BEST_FAILED=0 BEST_SETUP=- LAST_ERR=""
+  : >"$TMP/$name.steps"
+  carrier_sipp=$(sipp_pid_of "$CARRIER_PID")
+  for rate in $RATES; do
+    calls=$((rate * STEP_S))
+    limit=$((STEP_S * 3 + 15))
+    c0=$($LIB cpu "$tpid")
+    s0=$($LIB cpu "${carrier_sipp:-0}")
+    run_caller "$name-$rate" "$sf" "$rate" "$calls" "$limit" -d "$HOLD_MS" -timeout_error
+    sleep 1.5 # BYE transactions and the carrier's timewait settle
+    c1=$($LIB cpu "$tpid")
+    s1=$($LIB cpu "${carrier_sipp:-0}")
+    line=$($LIB stat "$TMP/$name-$rate.csv" "$calls")
+    eval "$line" # ok failed retrans cps setup_ms
+    setup=$setup_ms
+    cpu=$(fmt "$(python3 -c "print($c1-$c0)")" 2)
+    cpu1k=$(div "$cpu" "$ok" 1000)
+    sipp_cpu=$(python3 -c "print('%.2f' % ($(cat "$TMP/$name-$rate.cpu" 2>/dev/null || echo 0) + $s1 - $s0))")
+    log "$name rate=$rate calls=$calls ok=$ok failed=$failed retrans=$retrans achieved_cps=$cps setup_ms=$setup target_cpu_s=$cpu cpu_s_per_1k=$cpu1k sipp_cpu_s=$sipp_cpu sipp_rc=$CALLER_RC"
+    echo "$rate $cpu1k" >>"$TMP/$name.steps"
+    if [ "$ok" -eq 0 ]; then
+      LAST_ERR=$(first_error "$TMP/$name-$rate.err")
+      BEST_FAILED=$failed
+      break
+    fi
+    # A step passes with no failed call and the offered rate (nearly) reached.
+    if [ "$failed" -gt 0 ] || [ "$cps" -lt $((rate * 9 / 10)) ]; then
+      LAST_ERR=$(first_error "$TMP/$name-$rate.err")
+      [ "$failed" -gt 0 ] && log "$name: $failed failed at $rate/s (${LAST_ERR:-see SIPp errors}): stopping"
+      [ "$failed" -eq 0 ] && log "$name: only $cps/s of $rate/s offered: stopping"
+      break
+    fi
+    BEST_RATE=$rate BEST_CPS=$cps BEST_CPU1K=$cpu1k BEST_SETUP=$setup
+    sleep 1
+  done
+}
+# cpu_at NAME RATE: the CPU s/1k calls NAME measured at RATE, or "-".
+cpu_at() { awk -v r="$2" '$1 == r { v = $2 } END { print (v == "" ? "-" : v) }' "$TMP/$1.steps" 2>/dev/null; }
+
+total_calls=0
+for r in $RATES; do total_calls=$((total_calls + r * STEP_S)); done
+phase_limit=$(((STEP_S * 3 + 20) * $(wc -w <<<"$RATES") + 60))
+
+# --- Kamailio -----------------------------------------------------------------------------
+KAM_PID=""
+start_kamailio() { # $1 = auth|noauth
+  local run="$TMP/kamailio-$1" defs=(-A "LISTEN=udp:127.0.0.1:$P_TARGET" -A "CARRIER=\"sip:127.0.0.1:$P_CARRIER\"")
+  mkdir -p "$run"
+  [ "$1" = auth ] && defs+=(-A WITH_AUTH)
+  kamailio -c -f "$ROOT/bench/kamailio.cfg" "${defs[@]}" >"$run/check.log" 2>&1 ||
+    { cat "$run/check.log" >&2; harness_error "bench/kamailio.cfg does not load"; }
+  # -x fm: Debian's default allocator halves the rate. -n 2 UDP workers, no TCP, foreground
+  # (-DD) with logs on stderr (-E), runtime dir and pid file in the temp dir.
+  "${pin_target[@]}" timeout -k 5 "$phase_limit" kamailio -f "$ROOT/bench/kamailio.cfg" "${defs[@]}" \
+    -x fm -m 256 -M 16 -n 2 -T -DD -E -Y "$run" -P "$run/kamailio.pid" -w "$run" \
+    </dev/null >"$run/kamailio.log" 2>&1 &
+  BG_PIDS+=($!)
+  KAM_WRAP=$!
+  for _ in $(seq 1 50); do
+    if [ -s "$run/kamailio.pid" ] && ss -Hulpn "sport = :$P_TARGET" 2>/dev/null | grep -q kamailio; then
+      KAM_PID=$(cat "$run/kamailio.pid")
+      return 0
+    fi
+    kill -0 "$KAM_WRAP" 2>/dev/null || break
+    sleep 0.1
+  done
+  tail -20 "$run/kamailio.log" >&2 || true
+  harness_error "kamailio did not start on 127.0.0.1:$P_TARGET"
+}
+
+KAM_NOAUTH_RATE=- KAM_AUTH_RATE=- KAM_AUTH_CPU1K=-
+if has kamailio; then
+  for variant in noauth auth; do
+    start_carrier "$ROOT/bench/uas_load.xml" "$total_calls" "$phase_limit"
+    start_kamailio "$variant"
+    sf="$ROOT/bench/uac_load.xml"
+    [ "$variant" = noauth ] && sf="$ROOT/bench/uac_load_noauth.xml"
+    log "kamailio ($variant) pid $KAM_PID: stepping $RATES calls/s, ${STEP_S}s each"
+    rate_steps "kamailio-$variant" "$sf" "$KAM_PID"
+    if [ "$BEST_RATE" = 0 ]; then
+      echo "BENCH kamailio_call_setup_$variant: no step passed (${LAST_ERR:-no calls carried})"
+      harness_error "kamailio ($variant) carried no step of calls: the reference setup is broken"
+    fi
+    echo "BENCH kamailio_call_setup_${variant}_rate_cps=$BEST_CPS offered_cps=$BEST_RATE failed=0 cpu_s_per_1k_calls=$BEST_CPU1K setup_ms=$BEST_SETUP"
+    if [ "$variant" = auth ]; then
+      KAM_AUTH_RATE=$BEST_RATE KAM_AUTH_CPU1K=$BEST_CPU1K
+    else
+      KAM_NOAUTH_RATE=$BEST_RATE
+    fi
+    stop_bg "$KAM_WRAP"
+    stop_bg "$CARRIER_PID"
+  done
+fi
+
+# --- the switch ---------------------------------------------------------------------------
+SWITCH_PID="" SWITCH_WRAP="" EXIT=0
+switch_build() {
+  log "building the switch (cargo build --release)"
+  if ! timeout 1800 cargo build --release --quiet >"$TMP/build.log" 2>&1; then
+    tail -30 "$TMP/build.log" >&2
+    return 1
+  fi
+  [ -x target/release/ctiswitch ]
+}
+start_switch() { # $1 = tag
+  local dir="$TMP/switch-$1" rtp
+  mkdir -p "$dir/data"
+  rtp=$($LIB range 2000)
+  cat >"$dir/ctiswitch.toml" <<EOF
+[sip]
+listen = "127.0.0.1:$P_TARGET"
+advertise = "127.0.0.1"
+
+[media]
+rtp_ports = "$rtp"
+
+[http]
+listen = "127.0.0.1:$P_HTTP"
+
+[database]
+url = "sqlite://$dir/bench.db?mode=rwc"
+
+[storage]
+dir = "$dir/data"
+
+[recording]
+enabled = false
+
+[log]
+level = "warn"
+
+[[extensions]]
+number = "$EXT"
+password = "$PASSWORD"
+
+[[trunks]]
+name = "carrier"
+host = "127.0.0.1:$P_CARRIER"
+default = true
+EOF
+  "${pin_target[@]}" timeout -k 5 "$phase_limit" "$ROOT/target/release/ctiswitch" serve \
+    --config "$dir/ctiswitch.toml" </dev/null >"$dir/switch.log" 2>&1 &
+  SWITCH_WRAP=$!
+  BG_PIDS+=("$SWITCH_WRAP")
+  for _ in $(seq 1 300); do
+    if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$P_HTTP/health")" = 200 ]; then
+      SWITCH_PID=$(pgrep -P "$SWITCH_WRAP" -x ctiswitch | head -1)
+      [ -n "$SWITCH_PID" ] && return 0
+    fi
+    kill -0 "$SWITCH_WRAP" 2>/dev/null || break
+    sleep 0.1
+  done
+  tail -20 "$dir/switch.log" >&2 || true
+  return 1
+}
+
+SWITCH_ROUTES=0
+if has switch || has media; then
+  if ! switch_build; then
+    echo "BENCH call_setup_rate: switch did not build (see above)"
+    EXIT=1
+  elif ! has switch; then
+    SWITCH_ROUTES=1 # media only: the media phase probes for itself
+  else
+    start_carrier "$ROOT/bench/uas_load.xml" $((total_calls + 10)) "$phase_limit"
+    if ! start_switch rate; then
+      echo "BENCH call_setup_rate: switch did not answer GET /health with 200"
+      EXIT=1
+    else
+      log "switch pid $SWITCH_PID up; probing with 5 calls"
+      run_caller switch-probe "$ROOT/bench/uac_load.xml" 5 5 15 -d "$HOLD_MS"
+      eval "$($LIB stat "$TMP/switch-probe.csv" 5)"
+      if [ "$ok" -eq 0 ]; then
+        err=$(first_error "$TMP/switch-probe.err")
+        echo "BENCH call_setup_rate: switch carried 0 of 5 calls (routing not available?${err:+ first error: $err}) kamailio_auth_cpu_s_per_1k_calls=$KAM_AUTH_CPU1K"
+      else
+        SWITCH_ROUTES=1
+        sleep 1
+        log "switch: stepping $RATES calls/s, ${STEP_S}s each"
+        rate_steps switch "$ROOT/bench/uac_load.xml" "$SWITCH_PID"
+        if [ "$BEST_RATE" = 0 ]; then
+          echo "BENCH call_setup_rate: switch passed no step (${LAST_ERR:-failed calls at the first rate}) kamailio_auth_cpu_s_per_1k_calls=$KAM_AUTH_CPU1K"
+        else
+          kam=$(cpu_at kamailio-auth "$BEST_RATE")
+          ratio=$(div "$BEST_CPU1K" "$kam" 1)
+          [ "$kam" = - ] && ratio=-
+          echo "BENCH call_setup_rate_cps=$BEST_CPS offered_cps=$BEST_RATE failed=0 switch_cpu_s_per_1k_calls=$BEST_CPU1K kamailio_cpu_s_per_1k_calls=$kam ratio=$ratio setup_ms=$BEST_SETUP kamailio_auth_max_cps=$KAM_AUTH_RATE"
+        fi
+      fi
+      stop_bg "$SWITCH_WRAP"
+    fi
+    stop_bg "$CARRIER_PID"
+  fi
+fi
+
+# --- RTP relay ----------------------------------------------------------------------------
+if has media && [ $EXIT = 0 ]; then
+  if [ "$SWITCH_ROUTES" = 0 ]; then
+    echo "BENCH rtp_relay: skipped (the switch carried no calls)"
+  else
+    media_limit=$((MEDIA_CALL_S + MEDIA_CALLS / MEDIA_RATE + 40))
+    start_carrier "$ROOT/bench/uas_media.xml" "$MEDIA_CALLS" $((media_limit + 10))
+    if ! start_switch media; then
+      echo "BENCH rtp_relay: switch did not answer GET /health with 200"
+      EXIT=1
+    else
+      sleep 1
+      rss_idle=$($LIB rss "$SWITCH_PID")
+      log "rtp: $MEDIA_CALLS calls at $MEDIA_RATE/s, ${MEDIA_CALL_S}s each, PCMA both ways; idle RSS ${rss_idle} kB"
+      run_caller media "$ROOT/bench/uac_media.xml" "$MEDIA_RATE" "$MEDIA_CALLS" "$media_limit" &
+      media_job=$!
+      BG_PIDS+=("$media_job")
+      # All calls are up once the ramp is over (+2 s); measure a window inside the hold time.
+      ramp=$(((MEDIA_CALLS + MEDIA_RATE - 1) / MEDIA_RATE))
+      window=$MEDIA_WINDOW
+      [ $((ramp + 2 + window + 2)) -le $MEDIA_CALL_S ] || window=$((MEDIA_CALL_S - ramp - 4))
+      if [ "$window" -lt 3 ]; then
+        wait "$media_job" || true
+        harness_error "BENCH_MEDIA_CALLS/BENCH_MEDIA_RATE ramp leaves no measuring window in a ${MEDIA_CALL_S}s call"
+      fi
+      sleep $((ramp + 2))
+      c0=$($LIB cpu "$SWITCH_PID")
+      read -r u0 _ d0 <<<"$($LIB udp)"
+      t0=$(date +%s.%N)
+      rss_busy=$($LIB rss "$SWITCH_PID")
+      sleep "$window"
+      c1=$($LIB cpu "$SWITCH_PID")
+      read -r u1 _ d1 <<<"$($LIB udp)"
+      t1=$(date +%s.%N)
+      rss_busy2=$($LIB rss "$SWITCH_PID")
+      [ "$rss_busy2" -gt "$rss_busy" ] && rss_busy=$rss_busy2
+      wait "$media_job" || true
+      eval "$($LIB stat "$TMP/media.csv" "$MEDIA_CALLS")"
+      secs=$(python3 -c "print($t1-$t0)")
+      cpu=$(python3 -c "print($c1-$c0)")
+      pct=$(python3 -c "print('%.3f' % (($cpu) / ($MEDIA_CALLS * $secs) * 100))")
+      core_pct=$(python3 -c "print('%.1f' % (($cpu) / $secs * 100))")
+      mem=$(python3 -c "print('%.1f' % (($rss_busy - $rss_idle) / $MEDIA_CALLS))")
+      # g711a.pcap: 236 packets in 7.05 s. With the relay working, loopback carries four
+      # streams per call (caller→switch→carrier, carrier→switch→caller); without it, two.
+      pps=$(python3 -c "print('%.0f' % (($u1 - $u0) / $secs))")
+      want=$(python3 -c "print('%.0f' % ($MEDIA_CALLS * 4 * 236 / 7.05))")
+      relayed=$(python3 -c "print('%.0f' % (100 * ($u1 - $u0) / $secs / $want))")
+      if [ "$ok" -lt "$MEDIA_CALLS" ]; then
+        err=$(first_error "$TMP/media.err")
+        log "rtp: only $ok of $MEDIA_CALLS calls completed${err:+ (first error: $err)}"
+      fi
+      echo "BENCH rtp_relay calls=$MEDIA_CALLS ok=$ok switch_cpu_percent_of_one_core_per_relayed_call=$pct switch_cpu_percent_of_one_core=$core_pct memory_kb_per_active_call=$mem idle_rss_kb=$rss_idle loopback_udp_pps=$pps of_expected_percent=$relayed window_s=$(fmt "$secs" 1)"
+      [ "$relayed" -lt 90 ] && log "rtp: only $relayed% of the expected RTP packets crossed loopback: is the switch relaying both directions?"
+      stop_bg "$SWITCH_WRAP"
+    fi
+    stop_bg "$CARRIER_PID"
+  fi
+fi
+
+exit $EXIT
