@@ -49,6 +49,8 @@ pub struct SipConfig {
     pub realm: String,
     /// Seconds a called phone rings before the caller gets 408.
     pub ring_timeout: u64,
+    /// Seconds between OPTIONS keep-alives to phones behind NAT.
+    pub keepalive: u64,
 }
 
 impl Default for SipConfig {
@@ -58,6 +60,7 @@ impl Default for SipConfig {
             advertise: "127.0.0.1".into(),
             realm: "ctiswitch".into(),
             ring_timeout: 60,
+            keepalive: 30,
         }
     }
 }
@@ -224,6 +227,9 @@ impl Config {
         parse_addr("http.listen", &self.http.listen)?;
         if self.sip.advertise.trim().is_empty() {
             return Err(bad("sip.advertise", "must not be empty"));
+        }
+        if self.sip.keepalive == 0 {
+            return Err(bad("sip.keepalive", "must be at least 1 second"));
         }
         if self.sip.ring_timeout == 0 {
             return Err(bad("sip.ring_timeout", "must be at least 1 second"));

@@ -191,6 +191,7 @@ pub async fn start(config: Config) -> Result<Switch, Error> {
             rtp_ports: rtp.low..=rtp.high,
             rtp_timeout: std::time::Duration::from_secs(config.media.rtp_timeout),
             ring_timeout: std::time::Duration::from_secs(config.sip.ring_timeout),
+            keepalive_interval: std::time::Duration::from_secs(config.sip.keepalive),
         },
         udp,
         tcp,

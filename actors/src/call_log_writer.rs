@@ -50,16 +50,7 @@ impl CallLogWriter {
         self.writing = true;
         let batch: Vec<calllog::Model> = std::mem::take(&mut self.queue);
         let db = self.db.clone();
-        let rows: Vec<calllog::ActiveModel> = batch
-            .iter()
-            .cloned()
-            .map(|mut m| {
-                m.id = 0;
-                let mut active = m.into_active_model();
-                active.id = sea_orm::ActiveValue::NotSet;
-                active
-            })
-            .collect();
+        let rows = to_rows(batch.iter().cloned());
         let n = rows.len();
         ctx.wait(
             async move { entities::repo::calllog::insert_batch(&db, rows).await }
@@ -79,6 +70,17 @@ impl CallLogWriter {
                 }),
         );
     }
+}
+
+/// New rows: the database assigns the ids.
+fn to_rows(models: impl Iterator<Item = calllog::Model>) -> Vec<calllog::ActiveModel> {
+    models
+        .map(|m| {
+            let mut active = m.into_active_model();
+            active.id = sea_orm::ActiveValue::NotSet;
+            active
+        })
+        .collect()
 }
 
 impl Actor for CallLogWriter {
@@ -106,14 +108,7 @@ impl Handler<Flush> for CallLogWriter {
         let batch: Vec<calllog::Model> = std::mem::take(&mut self.queue);
         let db = self.db.clone();
         let n = batch.len();
-        let rows: Vec<calllog::ActiveModel> = batch
-            .into_iter()
-            .map(|m| {
-                let mut active = m.into_active_model();
-                active.id = sea_orm::ActiveValue::NotSet;
-                active
-            })
-            .collect();
+        let rows = to_rows(batch.into_iter());
         Box::pin(
             async move {
                 if rows.is_empty() {

@@ -22,6 +22,9 @@ pub const DEFAULT_EXPIRES: u32 = 3600;
 pub const MIN_EXPIRES: u32 = 60;
 /// Longer registrations are shortened to this.
 pub const MAX_EXPIRES: u32 = 7200;
+/// Phones behind NAT get an OPTIONS this often (by default): it keeps the NAT binding open and notices a
+/// phone that vanished (no answer → the binding is dropped).
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 
 /// What the extension is: a person's phone, or a gateway registering as a trunk account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +41,8 @@ pub struct Binding {
     pub dest: SocketAddr,
     pub transport: Transport,
     pub expires_at: Instant,
+    /// The contact's address is not where the REGISTER came from: the phone is behind NAT.
+    pub natted: bool,
     call_id: String,
     cseq: u32,
 }
@@ -51,6 +56,8 @@ pub struct Extension {
     /// Calls the phone takes part in: Call-ID → (outgoing?, remote number, since).
     calls: HashMap<String, ActiveCall>,
     expiry: Option<SpawnHandle>,
+    /// Keep-alive OPTIONS in flight: transaction → contact URI it probes.
+    probes: HashMap<TransactionKey, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -70,6 +77,7 @@ impl Extension {
             bindings: Vec::new(),
             calls: HashMap::new(),
             expiry: None,
+            probes: HashMap::new(),
         }
     }
 
@@ -207,9 +215,11 @@ impl Extension {
                     continue;
                 }
                 let dest = reach(&uri, &transport, Some(src)).unwrap_or(src);
+                let natted = dest == src && reach(&uri, &transport, None) != Some(src);
                 self.bindings.push(Binding {
                     uri,
                     dest,
+                    natted,
                     transport: transport.clone(),
                     expires_at: now + Duration::from_secs(u64::from(expires)),
                     call_id: call_id.clone(),
@@ -255,11 +265,77 @@ impl Extension {
     }
 }
 
+impl Extension {
+    /// Sends an OPTIONS to every UDP binding behind NAT.
+    fn keepalive(&mut self, ctx: &mut Context<Self>) {
+        let endpoint = self.services.endpoint.clone();
+        let probes: Vec<Binding> = self
+            .bindings
+            .iter()
+            .filter(|b| b.natted && !b.transport.is_reliable())
+            .cloned()
+            .collect();
+        for binding in probes {
+            let via = endpoint.via(&binding.transport);
+            let key = TransactionKey::Client {
+                branch: via.branch.clone().unwrap_or_default(),
+                method: Method::Options,
+            };
+            let host = endpoint.advertise().to_string();
+            let mut from =
+                crate::sip::message::NameAddr::new(SipUri::sip(Some("ctiswitch"), &host, None));
+            from.set_tag(&crate::sip::message::new_tag());
+            let mut req = Request::new(Method::Options, binding.uri.clone());
+            req.push_via(&via);
+            req.set_max_forwards(70);
+            req.set_from(&from);
+            req.set_to(&crate::sip::message::NameAddr::new(binding.uri.clone()));
+            req.set_call_id(&crate::sip::message::new_call_id(&host));
+            req.set_cseq(1, &Method::Options);
+            self.services
+                .router
+                .do_send(crate::router::TrackTransaction {
+                    key: key.clone(),
+                    leg: ctx.address().recipient(),
+                });
+            self.probes.insert(key, binding.uri.to_string());
+            endpoint.send_request(req, binding.dest, binding.transport.clone());
+        }
+    }
+}
+
 impl Actor for Extension {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(256);
+        let every = self.services.settings.keepalive_interval;
+        ctx.run_interval(every, |act, ctx| act.keepalive(ctx));
+    }
+}
+
+/// Answers (or silence) to our keep-alive OPTIONS.
+impl Handler<crate::leg::SipEvent> for Extension {
+    type Result = ();
+    fn handle(&mut self, msg: crate::leg::SipEvent, _: &mut Self::Context) {
+        use crate::sip::endpoint::Inbound;
+        match msg.0 {
+            // Any final answer, even 404 or 405, proves the phone is there.
+            Inbound::Response { key, response } if response.is_final() => {
+                self.probes.remove(&key);
+            }
+            Inbound::Timeout { key } | Inbound::TransportError { key } => {
+                if let Some(uri) = self.probes.remove(&key) {
+                    let before = self.bindings.len();
+                    self.bindings.retain(|b| b.uri.to_string() != uri);
+                    if self.bindings.len() != before {
+                        tracing::info!(extension = %self.number, contact = %uri, "phone does not answer keep-alive: binding dropped");
+                        self.publish();
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 }
 

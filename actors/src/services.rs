@@ -25,6 +25,8 @@ pub struct SwitchSettings {
     pub ring_timeout: Duration,
     /// `User-Agent` / `Server` header value.
     pub user_agent: String,
+    /// OPTIONS keep-alive period for phones behind NAT.
+    pub keepalive_interval: Duration,
 }
 
 impl Default for SwitchSettings {
@@ -34,6 +36,7 @@ impl Default for SwitchSettings {
             rtp_timeout: Duration::from_secs(60),
             ring_timeout: Duration::from_secs(60),
             user_agent: format!("ctiswitch/{}", env!("CARGO_PKG_VERSION")),
+            keepalive_interval: crate::extension::KEEPALIVE_INTERVAL,
         }
     }
 }

@@ -35,6 +35,7 @@ pub struct SwitchboardConfig {
     pub rtp_ports: RangeInclusive<u16>,
     pub rtp_timeout: Duration,
     pub ring_timeout: Duration,
+    pub keepalive_interval: Duration,
 }
 
 /// The running core.
@@ -152,6 +153,7 @@ impl Switchboard {
                 media_ip: config.media_ip,
                 rtp_timeout: config.rtp_timeout,
                 ring_timeout: config.ring_timeout,
+                keepalive_interval: config.keepalive_interval,
                 ..SwitchSettings::default()
             }),
         };

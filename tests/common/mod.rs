@@ -10,9 +10,10 @@ pub mod sipp;
 
 use ctiswitch::{Config, Switch};
 
-/// A config for a test switch: loopback, port 0 everywhere, data in `dir`, plus `extra` TOML.
+/// A config for a test switch: loopback, port 0 everywhere, data in `dir`, plus `extra` TOML
+/// (its keys win; sections such as `[sip]` merge with the defaults here).
 pub fn config(dir: &Path, extra: &str) -> Config {
-    let text = format!(
+    let base = format!(
         r#"
 [sip]
 listen = "127.0.0.1:0"
@@ -24,11 +25,21 @@ url = "sqlite://{db}?mode=rwc"
 dir = "{storage}"
 [log]
 level = "warn"
-{extra}
 "#,
         db = dir.join("test.db").display(),
         storage = dir.join("data").display(),
     );
+    let mut table: toml::Table = base.parse().expect("base test config");
+    let extra: toml::Table = extra.parse().unwrap_or_else(|e| panic!("test config: {e}"));
+    for (key, value) in extra {
+        match (table.get_mut(&key), value) {
+            (Some(toml::Value::Table(mine)), toml::Value::Table(theirs)) => mine.extend(theirs),
+            (_, value) => {
+                table.insert(key, value);
+            }
+        }
+    }
+    let text = toml::to_string(&table).expect("test config serializes");
     Config::from_parts(&text, &BTreeMap::new(), dir.to_path_buf())
         .unwrap_or_else(|e| panic!("test config: {e}"))
 }
