@@ -362,6 +362,29 @@ impl Call {
                     self.refuse(ctx, 500, "Server Internal Error");
                 }
             }
+            Route::Gateway { name, gateway } => {
+                if matches!(self.caller, Caller::Extension { .. }) {
+                    self.direction = Direction::Outgoing;
+                }
+                self.trunk_out = Some(name);
+                gateway
+                    .send(GetBindings)
+                    .into_actor(self)
+                    .map(|bindings, act, ctx| {
+                        for binding in bindings.unwrap_or_default() {
+                            let uri = SipUri::sip(
+                                Some(&act.callee),
+                                binding.uri.host_unbracketed(),
+                                binding.uri.port,
+                            );
+                            act.fork(ctx, uri, binding.dest, binding.transport.clone(), None);
+                        }
+                        if act.forks.is_empty() {
+                            act.refuse(ctx, 503, "Service Unavailable");
+                        }
+                    })
+                    .wait(ctx);
+            }
             Route::Extension { number, ext } => {
                 self.ring_extensions(ctx, vec![(number, ext)]);
             }

@@ -93,6 +93,14 @@ impl Extension {
     }
 
     fn publish(&self) {
+        if self.kind == ExtensionKind::Gateway {
+            // Calls from a registered gateway are trunk calls: the router must know where
+            // it sends from.
+            self.services.router.do_send(crate::router::GatewaySources {
+                trunk: self.number.clone(),
+                sources: self.bindings.iter().map(|b| b.dest).collect(),
+            });
+        }
         let remote = self.calls.values().next().map(|c| c.remote.clone());
         self.services
             .hub

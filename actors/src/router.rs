@@ -45,6 +45,8 @@ pub struct Directory {
     pub trunks: Vec<TrunkRoute>,
     pub access_numbers: HashMap<String, Target>,
     pub conferences: Vec<String>,
+    /// Where registered gateways send from: source address → trunk name.
+    pub gateway_sources: HashMap<SocketAddr, String>,
 }
 
 /// What a callee number resolves to.
@@ -62,6 +64,11 @@ pub enum Route {
     Trunk {
         name: String,
         dest: SocketAddr,
+    },
+    /// Out through a gateway that registers to us (a trunk with a password, no host).
+    Gateway {
+        name: String,
+        gateway: Addr<Extension>,
     },
     /// The call cannot be placed: answer the caller with this status.
     Refuse {
@@ -103,7 +110,11 @@ impl SipRouter {
     }
 
     fn trunk_at(&self, src: SocketAddr) -> Option<&TrunkRoute> {
-        self.directory.trunks.iter().find(|t| t.host == Some(src))
+        let registered = self.directory.gateway_sources.get(&src);
+        self.directory
+            .trunks
+            .iter()
+            .find(|t| t.host == Some(src) || registered == Some(&t.name))
     }
 
     fn on_request(
@@ -418,6 +429,28 @@ impl Handler<SipInbound> for SipRouter {
     }
 }
 
+/// Event from a gateway's `Extension`: the addresses it is registered from now.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct GatewaySources {
+    pub trunk: String,
+    pub sources: Vec<SocketAddr>,
+}
+
+impl Handler<GatewaySources> for SipRouter {
+    type Result = ();
+    fn handle(&mut self, msg: GatewaySources, _: &mut Self::Context) {
+        self.directory
+            .gateway_sources
+            .retain(|_, trunk| *trunk != msg.trunk);
+        for src in msg.sources {
+            self.directory
+                .gateway_sources
+                .insert(src, msg.trunk.clone());
+        }
+    }
+}
+
 /// Command: route this dialog's requests and stray responses to `leg`.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -523,11 +556,13 @@ impl Handler<ReloadDirectory> for SipRouter {
             extensions: self.directory.extensions.clone(),
             ..Directory::default()
         };
+        let gateways = self.directory.gateway_sources.clone();
         AtomicResponse::new(Box::pin(
             async move { crate::switchboard::load_directory(&db, &services, &current).await }
                 .into_actor(self)
                 .map(|result, act, _| match result {
-                    Ok(directory) => {
+                    Ok(mut directory) => {
+                        directory.gateway_sources = gateways;
                         act.directory = directory;
                         Ok(())
                     }
