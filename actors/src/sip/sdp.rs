@@ -873,9 +873,11 @@ pub fn offered_codecs(offer: &Sdp, supported: &[Codec]) -> (Vec<Codec>, Option<u
             }
         }
     }
+    // Only the 8 kHz telephone-event goes with G.711 (pjsua also offers 16 and 32 kHz).
     let events = m.payload_types().find(|&te| {
-        m.rtpmap(te)
-            .is_some_and(|map| map.encoding.eq_ignore_ascii_case(TELEPHONE_EVENT))
+        m.rtpmap(te).is_some_and(|map| {
+            map.encoding.eq_ignore_ascii_case(TELEPHONE_EVENT) && map.clock == G711_CLOCK
+        })
     });
     (codecs, events)
 }
@@ -1400,5 +1402,19 @@ a=sendrecv\r\n";
                 let _ = rewrite(&sdp, LOCAL, PORT);
             }
         }
+    }
+
+    #[test]
+    fn offered_codecs_takes_the_8k_telephone_event() {
+        let offer = Sdp::parse(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=pjmedia\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio 4000 RTP/AVP 8 0 120 121 122\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\n\
+             a=rtpmap:120 telephone-event/16000\r\na=rtpmap:121 telephone-event/8000\r\n\
+             a=rtpmap:122 telephone-event/32000\r\n",
+        )
+        .unwrap();
+        let (codecs, events) = offered_codecs(&offer, &SWITCH_CODECS);
+        assert_eq!(codecs, vec![PCMA, PCMU]);
+        assert_eq!(events, Some(121));
     }
 }
