@@ -314,10 +314,15 @@ impl EndpointTask {
     fn on_malformed(&mut self, error: &message::ParseError, src: SocketAddr, transport: Transport) {
         self.stats.malformed.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(%src, "malformed SIP message: {}", error.reason());
-        if let Some(response) = error.error_response() {
-            // Answer where the Via says, as for any response (RFC 3261 §18.2.2).
+        if let Some(mut response) = error.error_response() {
+            // Answer as for any request: the top Via stamped with where it really came from
+            // (RFC 3581), then sent where that Via says (RFC 3261 §18.2.2).
             let dest = match (&transport, response.top_via()) {
-                (Transport::Udp, Some(via)) => message::response_target(&via, src),
+                (Transport::Udp, Some(mut via)) => {
+                    super::headers::stamp_via(&mut via, src);
+                    response.headers.replace_first("Via", via.to_string());
+                    message::response_target(&via, src)
+                }
                 _ => src,
             };
             self.stats

@@ -65,3 +65,13 @@ pub async fn by_callid<C: ConnectionTrait>(db: &C, callid: &str) -> Result<Optio
         .one(db)
         .await?)
 }
+
+/// The most recent call logs, newest first (at most `limit`).
+pub async fn recent<C: ConnectionTrait>(db: &C, limit: u64) -> Result<Vec<Model>, Error> {
+    use sea_orm::QuerySelect;
+    Ok(calllog::Entity::find()
+        .order_by_desc(calllog::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?)
+}
