@@ -10,8 +10,10 @@
   benchlib.py rss PID              resident set size of PID in kB (VmRSS)
   benchlib.py udp                  loopback UDP counters: "arrived delivered dropped"
   benchlib.py stat CSV M           read a SIPp -trace_stat CSV of a run of M calls; prints
-                                   "ok=… failed=… retrans=… cps=… setup_ms=…" (cps = M over the
-                                   time SIPp took to create them, interpolated between rows)
+                                   "ok=… failed=… retrans=… cps=… setup_p99_ms=…" (cps = M over
+                                   the time SIPp took to create them, interpolated between
+                                   rows; setup_p99_ms = the ResponseTimeRepartition bucket
+                                   holding the 99th percentile of first INVITE → 200, "<10")
   benchlib.py rusage OUT -- CMD…   run CMD, write its CPU seconds (it and its waited-for
                                    children) to OUT, exit with its status; SIGINT/SIGTERM are
                                    passed on to CMD as SIGTERM
@@ -132,22 +134,29 @@ def _epoch(field):
     return float(field.split("\t")[-1])
 
 
-def _duration_ms(text):
-    # SIPp writes response times as HH:MM:SS:uuuuuu (or HH:MM:SS).
-    parts = text.split(":")
-    try:
-        h, m, s = int(parts[0]), int(parts[1]), int(parts[2])
-        us = int(parts[3]) if len(parts) > 3 else 0
-    except (ValueError, IndexError):
-        return None
-    return ((h * 60 + m) * 60 + s) * 1000 + us / 1000
+def _p99_bucket(head, row):
+    # ResponseTimeRepartition1_<10, _<20, …, _>=1000: counts of calls per set-up time bucket.
+    buckets = [
+        (name[len("ResponseTimeRepartition1_"):], int(row[i] or 0))
+        for i, name in enumerate(head)
+        if name.startswith("ResponseTimeRepartition1_") and i < len(row)
+    ]
+    total = sum(n for _, n in buckets)
+    if not total:
+        return "-"
+    seen = 0
+    for label, n in buckets:
+        seen += n
+        if seen >= 0.99 * total:
+            return label
+    return buckets[-1][0]
 
 
 def stat(path, m):
     with open(path, newline="") as f:
         rows = list(csv.reader(f, delimiter=";"))
     if len(rows) < 2:
-        print("ok=0 failed=%d retrans=0 cps=0 setup_ms=-" % m)
+        print("ok=0 failed=%d retrans=0 cps=0 setup_p99_ms=-" % m)
         return
     head, rows = rows[0], rows[1:]
     col = {name: i for i, name in enumerate(head)}
@@ -171,10 +180,9 @@ def stat(path, m):
             cps = m / max(t_done - start, 1e-3)
             break
         prev_t, prev_n = t, n
-    setup = _duration_ms(last[col["ResponseTime1(C)"]]) if "ResponseTime1(C)" in col else None
     print(
-        "ok=%d failed=%d retrans=%d cps=%.0f setup_ms=%s"
-        % (ok, m - ok, retrans, cps, "-" if setup is None else "%.1f" % setup)
+        "ok=%d failed=%d retrans=%d cps=%.0f setup_p99_ms='%s'"
+        % (ok, m - ok, retrans, cps, _p99_bucket(head, last))
     )
 
 
