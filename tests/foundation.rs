@@ -102,6 +102,30 @@ password = "secret801"
     assert_eq!(ext.department.as_deref(), Some("研发"));
     assert_eq!(ext.uname.as_deref(), Some("夏天"));
     assert_eq!(ext.office_hours.as_deref(), Some("9:00-12:30,14:00-18:30"));
+    // Raw (not percent-encoded) UTF-8 in a form body is tolerated too (D-3). (Raw bytes
+    // in the request line itself are refused by the HTTP layer with 400: every HTTP client
+    // percent-encodes them.)
+    let body = "opt=SET_WORKER_ID&extnum=801&workerid=41736&department=研发二部";
+    let raw = raw_http(
+        switch.http_addr,
+        &format!(
+            "POST /bridge/callctrl HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await;
+    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+    let ext = entities::repo::extensions::by_number(&switch.db, "801")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ext.department.as_deref(), Some("研发二部"));
+    // Back to the value the checks below expect.
+    common::get(
+        &switch,
+        "/bridge/callctrl?extnum=801&workerid=41735&department=%E7%A0%94%E5%8F%91&opt=SET_WORKER_ID",
+    )
+    .await;
     // Errors of that operation: unknown extension 404, missing parameter 400, bad hours 400.
     assert_eq!(
         common::get(
@@ -463,6 +487,16 @@ definition = "ivr/main.xml"
         .unwrap();
     assert_eq!(alice.id, again.id, "upsert keeps the row");
     second.stop().await.unwrap();
+}
+
+/// Sends `request` as raw bytes (no client-side encoding) and returns the raw response.
+async fn raw_http(addr: std::net::SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn binary() -> Command {
