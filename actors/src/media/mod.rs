@@ -2,9 +2,31 @@
 //!
 //! - [`ports`]: RTP/RTCP port pairs from a configured range, bound on the media address.
 //! - [`relay`]: the per-call RTP relay task and its control handle.
+//!
+//! Sans-IO building blocks of the media engine (issue 4), all on the 8 kHz / 20 ms grid
+//! of [`frame`]:
+//! - [`g711`]: µ-law and A-law coding.
+//! - [`rtp_out`]: RTP header parsing and the outgoing stream ([`rtp_out::RtpSender`]) that
+//!   keeps SSRC, sequence and timestamp coherent across source switches.
+//! - [`jitter`]: the adaptive jitter buffer for audio the switch consumes.
+//! - [`dtmf`]: RFC 4733 receive and send, in-band (Goertzel) detection, SIP INFO bodies.
+//! - [`wav`]: prompt loading (with resampling) and incremental stereo recording.
+//! - [`tone`]: ringback, busy, beep and DTMF generators.
+//! - [`playback`]: prompts, music on hold, playlists, tones as frame sources; playbacks
+//!   with stop-on-DTMF and a once-only finished event.
+//! - [`mixer`]: the conference mixer (talk, listen-only, whisper, muted).
 
+pub mod dtmf;
+pub mod frame;
+pub mod g711;
+pub mod jitter;
+pub mod mixer;
+pub mod playback;
 pub mod ports;
 pub mod relay;
+pub mod rtp_out;
+pub mod tone;
+pub mod wav;
 
 pub use ports::{PortAllocator, PortError, PortPair};
 pub use relay::{
