@@ -17,7 +17,7 @@ use crate::leg::{
     Answer, AnswerReoffer, EndCause, Hangup, Leg, LegEvent, LegEventKind, LegId, Outgoing, Reject,
     Reoffer, Ring,
 };
-use crate::media::relay::{self, RelayConfig, RelayEvent, RelayHandle, Side};
+use crate::media::relay::{self, Flow, RelayConfig, RelayEvent, RelayHandle, Side};
 use crate::router::{CallEnded, Resolve, Route};
 use crate::services::Services;
 use crate::sip::message::{NameAddr, Request, SipUri, Transport};
@@ -335,7 +335,13 @@ impl Call {
         self.ring_timer = Some(ctx.run_later(ring_timeout, |act, ctx| {
             if matches!(act.phase, CallPhase::Routing | CallPhase::Ringing) {
                 act.cancel_forks(None);
-                act.refuse(ctx, 408, "Request Timeout");
+                // A fork that already refused (486, 603…) says more than "no answer".
+                let (status, reason) = act
+                    .best_failure
+                    .clone()
+                    .filter(|(s, _)| (400..700).contains(s) && *s != 487)
+                    .unwrap_or((408, "Request Timeout".into()));
+                act.refuse(ctx, status, &reason);
             }
         }));
         Ok(())
@@ -754,10 +760,15 @@ impl Call {
         let parsed = std::str::from_utf8(body)
             .ok()
             .and_then(|t| Sdp::parse(t).ok());
-        let (Some(other), Some(offer)) = (other, parsed) else {
+        let (Some(other), Some(mut offer)) = (other, parsed) else {
             self.answer_reoffer(from, Err(488));
             return;
         };
+        // Only what the switch relays, as in the first offer (PCMU/PCMA, 8 kHz events).
+        if !sdp::retain_codecs(&mut offer, &SWITCH_CODECS) {
+            self.answer_reoffer(from, Err(488));
+            return;
+        }
         let side = if from == CALLER_LEG { Side::A } else { Side::B };
         if let Some(relay) = &self.relay {
             let remote = offer.first_audio().and_then(|i| offer.media_addr(i));
@@ -799,6 +810,20 @@ impl Call {
                 let remote = answer.first_audio().and_then(|i| answer.media_addr(i));
                 if remote.is_some() {
                     let _ = relay.set_remote(side, remote);
+                }
+                // Hold: a side that is not to send gets its flow paused, which also
+                // suspends the RTP timeout (an a=inactive hold carries no RTP at all).
+                let dir = answer
+                    .first_audio()
+                    .map(|i| answer.media_direction(i))
+                    .unwrap_or(SdpDirection::SendRecv);
+                for (s, sends) in [(side, dir.sends()), (side.other(), dir.receives())] {
+                    let flow = Flow::from_side(s);
+                    let _ = if sends {
+                        relay.resume(flow)
+                    } else {
+                        relay.pause(flow)
+                    };
                 }
             }
             let session = if from == CALLER_LEG {

@@ -313,21 +313,34 @@ async fn timeout_fires_after_answer_and_frees_ports() {
     assert!(timeout(RTP_TIMEOUT * 2, events.recv()).await.is_err());
 
     h.start().expect("start");
-    // Media keeps it alive past the timeout: 20 packets 40 ms apart = 800 ms.
+    let to_b = h.local_addr(Side::B);
+    // Media from both sides keeps it alive past the timeout: 20 × 40 ms = 800 ms.
     for seq in 0..20 {
         send(&ea, &voice(seq, 1), to_a).await;
+        send(&eb, &voice(seq, 2), to_b).await;
         tokio::time::sleep(Duration::from_millis(40)).await;
         assert!(events.try_recv().is_err(), "timed out while media flowed");
     }
-    // Hold suspends the timeout.
+    // B on hold (its flow paused): A alone keeps the call up.
     h.pause(Flow::BToA).expect("pause");
-    assert!(timeout(RTP_TIMEOUT * 2, events.recv()).await.is_err());
+    for seq in 20..35 {
+        send(&ea, &voice(seq, 1), to_a).await;
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert!(events.try_recv().is_err(), "timed out while B was on hold");
+    }
     h.resume(Flow::BToA).expect("resume");
 
+    // B vanished: A still talks, but B's silence ends the call.
     let started = tokio::time::Instant::now();
-    let ev = timeout(WAIT, events.recv())
-        .await
-        .expect("timeout event in time");
+    let mut seq = 35;
+    let ev = loop {
+        send(&ea, &voice(seq, 1), to_a).await;
+        seq += 1;
+        match timeout(Duration::from_millis(40), events.recv()).await {
+            Ok(ev) => break ev,
+            Err(_) => assert!(started.elapsed() < WAIT, "no timeout event in time"),
+        }
+    };
     assert_eq!(ev, Some(RelayEvent::Timeout));
     assert!(started.elapsed() >= RTP_TIMEOUT - Duration::from_millis(20));
     // The task has ended: the channel closes and the ports can be bound again.

@@ -41,18 +41,20 @@ pub fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/pjphone.py")
 }
 
-/// Runs `pjphone.py <scenario> --switch <sip> <args…>` and returns its JSON. Panics, with
-/// the script's stderr, on a timeout, a failed exit or output that is not JSON.
-pub async fn run(sip: SocketAddr, scenario: &str, args: &[String], timeout: Duration) -> Value {
-    // Tone files and recordings live (and die) with this directory.
-    let workdir = tempfile::tempdir().expect("pjphone workdir");
+/// `pjphone.py <scenario> --switch <sip> --workdir <workdir> <args…>`, piped, killed on drop.
+fn command(
+    sip: SocketAddr,
+    scenario: &str,
+    workdir: &std::path::Path,
+    args: &[String],
+) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(python());
     cmd.arg(script())
         .arg(scenario)
         .arg("--switch")
         .arg(sip.to_string())
         .arg("--workdir")
-        .arg(workdir.path())
+        .arg(workdir)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -61,7 +63,28 @@ pub async fn run(sip: SocketAddr, scenario: &str, args: &[String], timeout: Dura
     if let Ok(level) = std::env::var("CTISWITCH_TEST_PJ_LOG") {
         cmd.arg("--pj-log").arg(level);
     }
-    let child = cmd.spawn().expect("spawn pjphone.py");
+    cmd
+}
+
+/// How much of a script's stderr a failure message shows: all of it with
+/// `CTISWITCH_TEST_PJ_LOG` (the SIP trace), else its end.
+fn stderr_tail(stderr: &str) -> String {
+    let lines = if std::env::var_os("CTISWITCH_TEST_PJ_LOG").is_some() {
+        usize::MAX
+    } else {
+        200
+    };
+    tail(stderr, lines)
+}
+
+/// Runs `pjphone.py <scenario> --switch <sip> <args…>` and returns its JSON. Panics, with
+/// the script's stderr, on a timeout, a failed exit or output that is not JSON.
+pub async fn run(sip: SocketAddr, scenario: &str, args: &[String], timeout: Duration) -> Value {
+    // Tone files and recordings live (and die) with this directory.
+    let workdir = tempfile::tempdir().expect("pjphone workdir");
+    let child = command(sip, scenario, workdir.path(), args)
+        .spawn()
+        .expect("spawn pjphone.py");
     let started = Instant::now();
     let out = match tokio::time::timeout(timeout, child.wait_with_output()).await {
         Ok(out) => out.expect("wait for pjphone.py"),
@@ -89,15 +112,7 @@ pub async fn run(sip: SocketAddr, scenario: &str, args: &[String], timeout: Dura
         _ => panic!(
             "pjphone.py {scenario} {args:?} failed ({}):\nstdout:\n{stdout}\nstderr (tail):\n{}",
             out.status,
-            // With CTISWITCH_TEST_PJ_LOG the whole SIP trace, else the end of it.
-            tail(
-                &stderr,
-                if std::env::var_os("CTISWITCH_TEST_PJ_LOG").is_some() {
-                    usize::MAX
-                } else {
-                    200
-                }
-            )
+            stderr_tail(&stderr)
         ),
     }
 }
@@ -133,6 +148,23 @@ pub struct CallOpts {
     pub hangup: &'static str,
     /// Seconds B rings before it answers.
     pub answer_delay: f64,
+    /// B's answer: 200, 180 (rings until cancelled) or a refusal (486, 603, …).
+    pub answer_code: u16,
+    /// What A dials (default: B's number), e.g. a group.
+    pub dial: Option<&'static str>,
+    /// A third phone C (`callee2` in the result), with its tone, answer and delay.
+    pub callee2: Option<(&'static str, &'static str)>,
+    pub tone_c: u32,
+    pub answer_code2: u16,
+    pub answer_delay2: f64,
+    /// After `talk`, A holds B for this long, then unholds and talks `talk_after` more.
+    pub hold: Option<f64>,
+    /// A's hold offer: `"sendonly"` (pjsua's setHold) or `"inactive"` (nobody sends RTP).
+    pub hold_dir: &'static str,
+    pub talk_after: f64,
+    /// This long after the answer, neither phone sends RTP any more (SIP stays up); A then
+    /// waits up to `talk` seconds for the switch to hang up.
+    pub media_stop_after: Option<f64>,
 }
 
 impl Default for CallOpts {
@@ -148,6 +180,16 @@ impl Default for CallOpts {
             dtmf: "1234#",
             hangup: "caller",
             answer_delay: 1.5,
+            answer_code: 200,
+            dial: None,
+            callee2: None,
+            tone_c: 1500,
+            answer_code2: 200,
+            answer_delay2: 1.5,
+            hold: None,
+            hold_dir: "sendonly",
+            talk_after: 2.0,
+            media_stop_after: None,
         }
     }
 }
@@ -179,7 +221,155 @@ pub async fn call(sip: SocketAddr, o: &CallOpts) -> Value {
         args.push("--codec".into());
         args.push(codec.into());
     }
+    if o.answer_code != 200 {
+        args.extend(["--answer-code".into(), o.answer_code.to_string()]);
+    }
+    if let Some(dial) = o.dial {
+        args.extend(["--dial".into(), dial.into()]);
+    }
+    if let Some((user, password)) = o.callee2 {
+        args.extend([
+            "--callee2".into(),
+            format!("{user}:{password}"),
+            "--tone-c".into(),
+            o.tone_c.to_string(),
+            "--answer-code2".into(),
+            o.answer_code2.to_string(),
+            "--answer-delay2".into(),
+            o.answer_delay2.to_string(),
+        ]);
+    }
+    if let Some(hold) = o.hold {
+        args.extend([
+            "--hold".into(),
+            hold.to_string(),
+            "--hold-dir".into(),
+            o.hold_dir.into(),
+            "--talk-after".into(),
+            o.talk_after.to_string(),
+        ]);
+    }
+    if let Some(after) = o.media_stop_after {
+        args.extend(["--media-stop-after".into(), after.to_string()]);
+    }
     run(sip, "call", &args, Duration::from_secs(60)).await
+}
+
+/// The fraction of window `name`'s 100 ms blocks of `who`'s recording that tone `freq`
+/// dominated (0.0 if there is no such window).
+pub fn window_share(result: &Value, who: &str, name: &str, freq: u32) -> f64 {
+    result["audio"][who]["windows"][name][freq.to_string()]
+        .as_f64()
+        .unwrap_or(0.0)
+}
+
+/// A pjphone.py process the test talks to while it runs (e.g. the `answer` scenario, a
+/// phone in its own process that can vanish): its JSON event lines are read as they come.
+pub struct PhoneProcess {
+    what: String,
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    stderr: tokio::task::JoinHandle<String>,
+    _workdir: tempfile::TempDir,
+}
+
+/// How a [`PhoneProcess`] ended: its exit code and every JSON line it printed.
+#[derive(Debug)]
+pub struct Ended {
+    pub code: Option<i32>,
+    pub lines: Vec<Value>,
+    pub stderr: String,
+}
+
+impl PhoneProcess {
+    pub fn spawn(sip: SocketAddr, scenario: &str, args: &[String]) -> PhoneProcess {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+        let workdir = tempfile::tempdir().expect("pjphone workdir");
+        let mut child = command(sip, scenario, workdir.path(), args)
+            .spawn()
+            .expect("spawn pjphone.py");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut stderr = child.stderr.take().expect("piped stderr");
+        // Drained all along, so a chatty pjlib (CTISWITCH_TEST_PJ_LOG=5) never blocks.
+        let stderr = tokio::spawn(async move {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text).await;
+            text
+        });
+        PhoneProcess {
+            what: format!("pjphone.py {scenario} {args:?}"),
+            child,
+            lines: tokio::io::BufReader::new(stdout).lines(),
+            stderr,
+            _workdir: workdir,
+        }
+    }
+
+    /// The next JSON line; None at the end of the output.
+    async fn next_json(&mut self) -> Option<Value> {
+        loop {
+            let line = self.lines.next_line().await.ok()??;
+            if let Ok(v) = serde_json::from_str::<Value>(line.trim()) {
+                return Some(v);
+            }
+        }
+    }
+
+    /// Waits for the event line `{"event": name, …}`; panics (with stderr) if the script
+    /// ends or `timeout` passes first.
+    pub async fn event(&mut self, name: &str, timeout: Duration) -> Value {
+        let found = tokio::time::timeout(timeout, async {
+            while let Some(v) = self.next_json().await {
+                if v["event"] == name {
+                    return Some(v);
+                }
+            }
+            None
+        })
+        .await;
+        match found {
+            Ok(Some(v)) => {
+                eprintln!("{}: {v}", self.what);
+                v
+            }
+            other => {
+                let _ = self.child.start_kill();
+                let _ = self.child.wait().await;
+                let stderr = (&mut self.stderr).await.unwrap_or_default();
+                panic!(
+                    "{}: no {name:?} event ({}):\nstderr (tail):\n{}",
+                    self.what,
+                    if other.is_err() { "timeout" } else { "ended" },
+                    stderr_tail(&stderr)
+                )
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for the process to end (then kills it) and collects the rest
+    /// of its output.
+    pub async fn finish(mut self, timeout: Duration) -> Ended {
+        let mut lines = Vec::new();
+        let read = tokio::time::timeout(timeout, async {
+            while let Some(v) = self.next_json().await {
+                lines.push(v);
+            }
+        })
+        .await;
+        if read.is_err() {
+            let _ = self.child.start_kill();
+        }
+        let status = self.child.wait().await.expect("wait for pjphone.py");
+        let stderr = self.stderr.await.unwrap_or_default();
+        if std::env::var_os("CTISWITCH_TEST_PJ_VERBOSE").is_some() {
+            eprintln!("{} stderr:\n{stderr}", self.what);
+        }
+        Ended {
+            code: status.code(),
+            lines,
+            stderr,
+        }
+    }
 }
 
 /// The share of `who`'s recording ("caller" / "callee") that is tone `freq` (0.0 if absent).

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Real SIP phones for ctiswitch tests, built on PJSIP's pjsua2 (PyPI pjsua2-python).
 
-One process, one pjsua2 Endpoint, any number of accounts (phones). Each scenario prints one
-JSON object, on one line, on stdout (pjlib's own logging goes to stderr) that the Rust test
-reads and judges. Every loop is bounded in time.
+One process, one pjsua2 Endpoint, any number of accounts (phones). Each scenario prints its
+result as one JSON object, on the last line of stdout (pjlib's own logging goes to stderr),
+that the Rust test reads and judges; `{"event": ...}` lines before it report progress to a
+test that drives several processes. Every loop is bounded in time.
 
 Scenarios:
   register  --phone USER:PASS            register once, report the final status code
@@ -12,11 +13,38 @@ Scenarios:
             its own tone and records what it hears; A sends DTMF (RFC 4733); one side hangs
             up. Reports call states, the caller's SIP Call-ID, timings, the negotiated codec,
             RTP counters, the DTMF digits B received and the tone power in each recording.
+            --hold SECONDS: after --talk, A puts B on hold (re-INVITE, a=sendonly, or with
+              --hold-dir inactive a=inactive), waits SECONDS, takes it off hold (re-INVITE)
+              and talks --talk-after more seconds.
+            --callee2 USER:PASS: a third phone C (tone --tone-c, --answer-code2,
+              --answer-delay2), for calls that fork (groups); A dials --dial.
+            --answer-code 180: B rings and never answers; 486 / 603: B refuses.
+            --media-stop-after SECONDS: SECONDS after the answer, the process stops its
+              conference-bridge clock (`setNoDev`): neither phone sends RTP any more while
+              SIP stays alive; A then waits up to --talk seconds for the switch to hang up.
+  answer    --phone USER:PASS [--die-after SECONDS]
+            One phone that answers the calls it gets (B in its own process). Prints
+            `{"event": "registered", ...}` once registered; with --die-after it prints
+            `{"event": "dying", ...}` SECONDS after the answer and exits at once with status 9
+            (os._exit: no BYE, no un-REGISTER, no more RTP: a phone that vanishes).
+  dial      --caller USER:PASS --dial NUMBER
+            A alone: calls NUMBER, plays its tone, and waits up to --talk seconds of talk for
+            the other side (or the switch) to hang up before hanging up itself.
+
+Per call the JSON also holds `media` (every onCallMediaState: status and direction),
+`codecs` (every codec the call's stream used, in order), `invites` (the final status of every
+INVITE transaction of the call, initial and re-INVITEs, with its role) and `hungup_locally`
+(this phone sent the BYE/CANCEL itself).
 
 Audio analysis: each recording is cut into 100 ms blocks; for every tone frequency the result
 holds its share of the recording's power (`<freq>`: Goertzel power over total power, summed
 over all blocks; 1.0 = a pure tone, ~0 = absent) and how many seconds of blocks it dominated
 (`<freq>_seconds`: blocks where that tone carries more than half of a non-silent block).
+`timeline` is one letter per block: a, b, c for the tone that dominates it (A's, B's, C's),
+`.` for silence and `?` for anything else. `windows` gives, for named time windows of the
+call (e.g. `after_unhold`), the fraction of the window's blocks each tone dominated; block i
+of a recording covers [start + i * 0.1 s, start + (i + 1) * 0.1 s), start being the moment the
+recorder was created (the conference bridge clocks it in real time).
 """
 import argparse
 import functools
@@ -102,46 +130,69 @@ def goertzel_power(samples, rate, freq):
     return power / (len(samples) ** 2)
 
 
-def analyse(path, freqs):
+def analyse(path, freqs, start=None, windows=None):
     """Per frequency: its share of the recording's power, and the seconds it dominated.
 
     Block-wise (100 ms), so that jitter-buffer frame drops/inserts and clock drift, which
-    break the phase of one long Goertzel window, do not hide a tone that is there."""
+    break the phase of one long Goertzel window, do not hide a tone that is there.
+    `freqs` are A's, B's (and C's) tones, in that order (letters a, b, c in `timeline`);
+    `windows` maps a name to absolute (from, to) times, `start` is the recording's start."""
     rate, samples = read_wav(path)
     n = max(int(rate * BLOCK_SECONDS), 1)
     total_energy = 0.0
     tone_energy = {f: 0.0 for f in freqs}
     dominated = {f: 0 for f in freqs}
     active_blocks = 0
-    for start in range(0, len(samples) - n + 1, n):
-        block = samples[start : start + n]
+    timeline = []
+    for start_sample in range(0, len(samples) - n + 1, n):
+        block = samples[start_sample : start_sample + n]
         energy = sum(float(x) * x for x in block)
         total_energy += energy
         mean_square = energy / n
         active = math.sqrt(mean_square) >= SILENCE_RMS
         active_blocks += active
-        for f in freqs:
+        letter = "." if not active else "?"
+        for i, f in enumerate(freqs):
             # Sine power is A^2/2 per sample; Goertzel gives A^2/4: share = 2 * g / mean_sq.
             e = 2.0 * goertzel_power(block, rate, f) * n
             tone_energy[f] += e
             if active and e > 0.5 * energy:
                 dominated[f] += 1
+                letter = "abc"[i] if i < 3 else "?"
+        timeline.append(letter)
     result = {
         "seconds": len(samples) / rate if rate else 0.0,
         "rms": math.sqrt(total_energy / max(len(samples), 1)),
         "active_seconds": active_blocks * BLOCK_SECONDS,
+        "timeline": "".join(timeline),
+        "start": start,
     }
     for f in freqs:
         result[str(f)] = (tone_energy[f] / total_energy) if total_energy > 0 else 0.0
         result[f"{f}_seconds"] = round(dominated[f] * BLOCK_SECONDS, 3)
+    if start is not None and windows:
+        result["windows"] = {}
+        for name, (t0, t1) in windows.items():
+            picked = [
+                letter
+                for i, letter in enumerate(timeline)
+                if t0 <= start + (i + 0.5) * BLOCK_SECONDS < t1
+            ]
+            w = {"from": t0, "to": t1, "blocks": len(picked), "timeline": "".join(picked)}
+            for i, f in enumerate(freqs[:3]):
+                hits = sum(1 for letter in picked if letter == "abc"[i])
+                w[str(f)] = round(hits / len(picked), 3) if picked else 0.0
+            result["windows"][name] = w
     return result
 
 
 class Phone(pj.Account):
-    def __init__(self, runner, user):
+    def __init__(self, runner, user, answer_code=200, answer_delay=0.5):
         super().__init__()
         self.runner = runner
         self.user = user
+        self.answer_code = answer_code
+        self.answer_delay = answer_delay
         self.reg_codes = []
         self.calls = []
 
@@ -156,13 +207,33 @@ class Phone(pj.Account):
         call.incoming_at = time.time()
         self.calls.append(call)
         op = pj.CallOpParam()
-        if self.runner.answer_code == 200:
+        if self.answer_code == 200:
             op.statusCode = 180
             call.answer(op)
-            call.answer_at = time.time() + self.runner.answer_delay
+            call.answer_at = time.time() + self.answer_delay
         else:
-            op.statusCode = self.runner.answer_code
+            # 1xx: ring until cancelled; 4xx-6xx: refuse.
+            op.statusCode = self.answer_code
             call.answer(op)
+
+MEDIA_STATUS = {
+    pj.PJSUA_CALL_MEDIA_NONE: "NONE",
+    pj.PJSUA_CALL_MEDIA_ACTIVE: "ACTIVE",
+    pj.PJSUA_CALL_MEDIA_LOCAL_HOLD: "LOCAL_HOLD",
+    pj.PJSUA_CALL_MEDIA_REMOTE_HOLD: "REMOTE_HOLD",
+    pj.PJSUA_CALL_MEDIA_ERROR: "ERROR",
+}
+MEDIA_CONNECTED = (
+    pj.PJSUA_CALL_MEDIA_ACTIVE,
+    pj.PJSUA_CALL_MEDIA_LOCAL_HOLD,
+    pj.PJSUA_CALL_MEDIA_REMOTE_HOLD,
+)
+MEDIA_DIR = {
+    pj.PJMEDIA_DIR_NONE: "inactive",
+    pj.PJMEDIA_DIR_ENCODING: "sendonly",
+    pj.PJMEDIA_DIR_DECODING: "recvonly",
+    pj.PJMEDIA_DIR_ENCODING_DECODING: "sendrecv",
+}
 
 
 class PhoneCall(pj.Call):
@@ -183,10 +254,17 @@ class PhoneCall(pj.Call):
         self.answer_at = None
         self.player = None
         self.recorder = None
+        self.clock = None
         self.record_path = None
         self.media_at = None
         self.codec = None
+        self.codecs = []
         self.rtp = None
+        self.invite_at = None
+        self.hangup_at = None
+        self.media = []
+        self.invites = []
+        self.open_tsx = {}
 
     @guarded
     def onCallState(self, prm):
@@ -206,13 +284,46 @@ class PhoneCall(pj.Call):
             # Stop recording now: what follows the call is not part of it.
             if self.recorder is not None:
                 self.recorder = None
+                self.clock = None
         log(f"{self.account.user}: call {ci.stateText} {ci.lastStatusCode}")
+
+    def hangup_now(self):
+        """Our own BYE / CANCEL (remembered, so a test can tell who ended the call)."""
+        if self.hangup_at is None:
+            self.hangup_at = time.time()
+        self.hangup(pj.CallOpParam())
+
+    @guarded
+    def onCallTsxState(self, prm):
+        """Final status of every INVITE transaction of the call (initial and re-INVITEs)."""
+        if prm.e.type != pj.PJSIP_EVENT_TSX_STATE:
+            return
+        tsx = prm.e.body.tsxState.tsx
+        if tsx.method != "INVITE":
+            return
+        key = (int(tsx.pjTransaction), tsx.role)  # the pjsip_transaction pointer
+        if tsx.state in (pj.PJSIP_TSX_STATE_COMPLETED, pj.PJSIP_TSX_STATE_TERMINATED):
+            if tsx.statusCode >= 200 and key not in self.open_tsx:
+                self.open_tsx[key] = tsx.statusCode
+                role = "uac" if tsx.role == pj.PJSIP_ROLE_UAC else "uas"
+                self.invites.append({"role": role, "code": tsx.statusCode, "t": time.time()})
+                log(f"{self.account.user}: INVITE ({role}) -> {tsx.statusCode}")
+        elif tsx.state == pj.PJSIP_TSX_STATE_DESTROYED:
+            self.open_tsx.pop(key, None)
 
     @guarded
     def onCallMediaState(self, prm):
         ci = self.getInfo()
+        for mi in ci.media:
+            if mi.type == pj.PJMEDIA_TYPE_AUDIO:
+                status = MEDIA_STATUS.get(mi.status, str(mi.status))
+                direction = MEDIA_DIR.get(mi.dir, str(mi.dir))
+                self.media.append({"status": status, "dir": direction, "t": time.time()})
+                log(f"{self.account.user}: media {status} {direction}")
         for i, mi in enumerate(ci.media):
-            if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+            # On hold the stream lives on in one direction: keep playing (the held party
+            # hears it, as it would hear music on hold) and recording.
+            if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status in MEDIA_CONNECTED:
                 media = self.getAudioMedia(i)
                 runner = self.account.runner
                 if self.player is None:
@@ -223,6 +334,12 @@ class PhoneCall(pj.Call):
                         runner.workdir, f"heard-by-{self.account.user}.wav"
                     )
                     self.recorder.createRecorder(self.record_path)
+                    # The bridge writes to a port only while something transmits to it: a
+                    # silent player keeps the recording in step with the wall clock when
+                    # the stream's port goes away (re-INVITE) or sends nothing.
+                    self.clock = pj.AudioMediaPlayer()
+                    self.clock.createPlayer(runner.silence_file(), 0)
+                    self.clock.startTransmit(self.recorder)
                     self.media_at = time.time()
                 self.player.startTransmit(media)
                 if self.recorder is not None:
@@ -230,6 +347,8 @@ class PhoneCall(pj.Call):
                 try:
                     si = self.getStreamInfo(i)
                     self.codec = f"{si.codecName}/{si.codecClockRate}"
+                    if not self.codecs or self.codecs[-1] != self.codec:
+                        self.codecs.append(self.codec)
                 except pj.Error as e:
                     log(f"stream info: {e.info()}")
 
@@ -263,6 +382,7 @@ class PhoneCall(pj.Call):
             "last_code": self.last_code,
             "connected": self.confirmed_at is not None,
             "times": {
+                "invite": self.invite_at,
                 "incoming": self.incoming_at,
                 "early": self.early_at,
                 "answered": self.answered_at,
@@ -270,13 +390,20 @@ class PhoneCall(pj.Call):
                 "disconnected": self.disconnected_at,
             },
             "ring_seconds": span(self.incoming_at or self.early_at, self.answered_at or self.confirmed_at),
+            "setup_seconds": span(self.invite_at, self.disconnected_at),
+            "hungup_locally": self.hangup_at is not None,
+            "media": self.media,
+            "media_statuses": [m["status"] for m in self.media],
+            "invites": self.invites,
             "talk_seconds": span(self.confirmed_at, self.disconnected_at),
             "connect_duration": self.connect_duration,
             "dtmf": self.dtmf,
             "dtmf_methods": sorted(set(self.dtmf_methods)),
             "codec": self.codec,
+            "codecs": self.codecs,
             "rtp": self.rtp,
             "record": self.record_path,
+            "record_start": self.media_at,
         }
 
 
@@ -285,9 +412,8 @@ class Runner:
         self.args = args
         self.workdir = args.workdir or tempfile.mkdtemp(prefix="pjphone-")
         os.makedirs(self.workdir, exist_ok=True)
-        self.answer_code = args.answer_code
-        self.answer_delay = args.answer_delay
         self.tones = {}
+        self.json_out = None
         self.phones = []
         self.ep = pj.Endpoint()
         self.ep.libCreate()
@@ -328,10 +454,24 @@ class Runner:
             write_tone(path, freq if freq else 1, amplitude=0.3 if freq else 0.0)
         return path
 
+    def silence_file(self):
+        path = os.path.join(self.workdir, "silence.wav")
+        if not os.path.exists(path):
+            write_tone(path, 1, seconds=1.0, amplitude=0.0)
+        return path
+
     def uri_params(self):
         return ";transport=tcp" if self.args.transport == "tcp" else ""
 
-    def phone(self, cred, tone=0):
+    def event(self, name, **fields):
+        """An early JSON line on stdout (the final result is always the last line)."""
+        line = json.dumps({"event": name, "t": time.time(), **fields})
+        log(f"event: {line}")
+        if self.json_out is not None:
+            self.json_out.write(line + "\n")
+            self.json_out.flush()
+
+    def phone(self, cred, tone=0, answer_code=200, answer_delay=0.5):
         user, _, password = cred.partition(":")
         acfg = pj.AccountConfig()
         switch = self.args.switch
@@ -349,7 +489,7 @@ class Runner:
         acfg.natConfig.sdpNatRewriteUse = 0
         acfg.natConfig.contactRewriteUse = 0
         acfg.natConfig.viaRewriteUse = 0
-        phone = Phone(self, user)
+        phone = Phone(self, user, answer_code, answer_delay)
         self.tones[user] = tone
         phone.create(acfg)
         self.phones.append(phone)
@@ -410,6 +550,7 @@ class Runner:
             for call in phone.calls:
                 call.player = None
                 call.recorder = None
+                call.clock = None
             phone.calls = []
 
     def shutdown_accounts(self):
@@ -432,24 +573,109 @@ def scenario_register(runner, args):
     return result
 
 
+def hold_and_unhold(runner, call, args, result):
+    """A puts the call on hold, waits args.hold seconds, takes it off hold."""
+    result["hold_at"] = time.time()
+    try:
+        if args.hold_dir == "inactive":
+            prm = pj.CallOpParam(True)
+            prm.opt.flag = pj.PJSUA_CALL_SET_MEDIA_DIR
+            prm.opt.mediaDir.append(pj.PJMEDIA_DIR_NONE)
+            call.reinvite(prm)
+        else:
+            call.setHold(pj.CallOpParam(True))
+    except pj.Error as e:
+        ERRORS.append(f"hold: {e.info()}")
+    runner.pump(args.hold, lambda: call.disconnected_at is not None)
+    if call.disconnected_at is not None:
+        return
+    result["unhold_at"] = time.time()
+    prm = pj.CallOpParam(True)
+    prm.opt.flag = pj.PJSUA_CALL_UNHOLD
+    if args.hold_dir == "inactive":
+        # A media direction once set sticks to later re-INVITEs: set it back explicitly.
+        prm.opt.flag |= pj.PJSUA_CALL_SET_MEDIA_DIR
+        prm.opt.mediaDir.append(pj.PJMEDIA_DIR_ENCODING_DECODING)
+    try:
+        call.reinvite(prm)
+    except pj.Error as e:
+        ERRORS.append(f"reinvite (unhold): {e.info()}")
+    runner.pump(args.talk_after, lambda: call.disconnected_at is not None)
+
+
+def stop_media(runner, result):
+    """No more RTP from this process: the conference bridge loses its clock (the null sound
+    device), so no stream is asked for a frame to send; SIP keeps working."""
+    result["media_stopped_at"] = time.time()
+    runner.ep.audDevManager().setNoDev()
+    log("media stopped (setNoDev)")
+
+
+def wait_recordings(runner, paths, freqs, starts, windows):
+    """Players/recorders must be dropped first; the bridge removes their ports (and the writer
+    finalises its WAV header) asynchronously, so keep pumping until the files read back."""
+    audio = {}
+    deadline = time.time() + 3
+    while True:
+        runner.pump(0.2)
+        pending = []
+        for who, path in paths.items():
+            if who in audio or not path or not os.path.exists(path):
+                continue
+            try:
+                audio[who] = analyse(path, freqs, starts.get(who), windows)
+            except (wave.Error, EOFError, ValueError, struct.error) as e:
+                pending.append(f"{who}: {path}: {e}")
+        if not pending:
+            break
+        if time.time() >= deadline:
+            ERRORS.extend(f"cannot analyse {p}" for p in pending)
+            break
+    return audio
+
+
 def scenario_call(runner, args):
     a = runner.phone(args.caller, tone=args.tone_a)
-    b = runner.phone(args.callee, tone=args.tone_b)
-    result = {
-        "transport": args.transport,
-        "register": {"a": runner.wait_registered(a), "b": runner.wait_registered(b)},
-    }
+    b = runner.phone(
+        args.callee, tone=args.tone_b, answer_code=args.answer_code, answer_delay=args.answer_delay
+    )
+    c = None
+    if args.callee2:
+        c = runner.phone(
+            args.callee2,
+            tone=args.tone_c,
+            answer_code=args.answer_code2,
+            answer_delay=args.answer_delay2,
+        )
+    register = {"a": runner.wait_registered(a), "b": runner.wait_registered(b)}
+    if c is not None:
+        register["c"] = runner.wait_registered(c)
+    result = {"transport": args.transport, "register": register}
+    callees = [b] + ([c] if c is not None else [])
+
+    def callee_calls():
+        return [x for p in callees for x in p.calls]
+
     callee_user = args.dial or args.callee.partition(":")[0]
     call = PhoneCall(a)
     a.calls.append(call)
     op = pj.CallOpParam(True)
+    call.invite_at = time.time()
     call.makeCall(f"sip:{callee_user}@{args.switch}{runner.uri_params()}", op)
     runner.pump(
         args.setup_timeout if args.cancel_after is None else args.cancel_after,
         lambda: call.confirmed_at is not None or call.disconnected_at is not None,
     )
     if call.confirmed_at is not None and call.disconnected_at is None:
+        if args.media_stop_after is not None:
+            runner.pump(args.media_stop_after, lambda: call.disconnected_at is not None)
+            for x in [call] + callee_calls():
+                if x.disconnected_at is None:
+                    x.snapshot_rtp()
+            stop_media(runner, result)
         runner.pump(args.talk, lambda: call.disconnected_at is not None)
+        if args.hold is not None and call.disconnected_at is None:
+            hold_and_unhold(runner, call, args, result)
         if args.dtmf and call.disconnected_at is None:
             prm = pj.CallSendDtmfParam()
             prm.digits = args.dtmf
@@ -460,90 +686,176 @@ def scenario_call(runner, args):
                 ERRORS.append(f"sendDtmf: {e.info()}")
             runner.pump(
                 0.5 * len(args.dtmf) + 1.0,
-                lambda: sum(len(c.dtmf) for c in b.calls) >= len(args.dtmf)
+                lambda: sum(len(x.dtmf) for x in callee_calls()) >= len(args.dtmf)
                 or call.disconnected_at is not None,
             )
             runner.pump(0.5, lambda: call.disconnected_at is not None)
-        for c in [call] + b.calls:
-            if c.disconnected_at is None:
-                c.snapshot_rtp()
+        if args.media_stop_after is None:
+            for x in [call] + callee_calls():
+                if x.disconnected_at is None:
+                    x.snapshot_rtp()
         if call.disconnected_at is None:
             result["hangup_at"] = time.time()
-            if args.hangup == "callee" and b.calls:
-                b.calls[0].hangup(pj.CallOpParam())
+            answered = [x for x in callee_calls() if x.confirmed_at is not None]
+            if args.hangup == "callee" and answered:
+                answered[0].hangup_now()
             else:
-                call.hangup(pj.CallOpParam())
+                call.hangup_now()
     elif args.cancel_after is not None and call.disconnected_at is None:
-        call.hangup(pj.CallOpParam())
+        call.hangup_now()
     runner.pump(
         5,
-        lambda: call.disconnected_at is not None and all(c.disconnected_at for c in b.calls),
+        lambda: call.disconnected_at is not None
+        and all(x.disconnected_at for x in callee_calls()),
     )
     result["caller"] = call.summary()
     result["callee"] = b.calls[0].summary() if b.calls else None
     result["callee_calls"] = len(b.calls)
-    freqs = [args.tone_a, args.tone_b]
-    # Drop players/recorders; the bridge removes their ports (and the writer finalises its
-    # WAV header) asynchronously, so keep pumping until both files read back.
-    for c in [call] + b.calls:
-        c.player = None
-        c.recorder = None
-    call = c = None
+    if c is not None:
+        result["callee2"] = c.calls[0].summary() if c.calls else None
+        result["callee2_calls"] = len(c.calls)
+    freqs = [args.tone_a, args.tone_b] + ([args.tone_c] if c is not None else [])
+    windows = {}
+    if "hold_at" in result:
+        hold_at = result["hold_at"]
+        # Up to the unhold, or to the end of A's call if the hold never ended.
+        held_to = result.get("unhold_at") or a.calls[0].disconnected_at or time.time()
+        windows["before_hold"] = (hold_at - 1.5, hold_at)
+        windows["held"] = (hold_at + 0.5, held_to)
+        if "unhold_at" in result and "hangup_at" in result:
+            windows["after_unhold"] = (result["hangup_at"] - 1.5, result["hangup_at"])
+    # Drop players/recorders before reading the recordings back.
+    for x in [call] + callee_calls():
+        x.player = None
+        x.recorder = None
+        x.clock = None
+    call = x = None
     gc.collect()
-    paths = {"caller": a.calls[0].record_path, "callee": b.calls[0].record_path if b.calls else None}
-    audio = {}
-    deadline = time.time() + 3
-    while True:
-        runner.pump(0.2)
-        pending = []
-        for who, path in paths.items():
-            if who in audio or not path or not os.path.exists(path):
-                continue
-            try:
-                audio[who] = analyse(path, freqs)
-            except (wave.Error, EOFError, ValueError, struct.error) as e:
-                pending.append(f"{who}: {path}: {e}")
-        if not pending:
-            break
-        if time.time() >= deadline:
-            ERRORS.extend(f"cannot analyse {p}" for p in pending)
-            break
-    result["audio"] = audio
+    if "media_stopped_at" in result:
+        # Without the bridge's clock the recorders are never finalised: nothing to analyse.
+        result["audio"] = {}
+        return result
+    paths, starts = {}, {}
+    for who, phone in [("caller", a), ("callee", b), ("callee2", c)]:
+        if phone is not None and phone.calls:
+            paths[who] = phone.calls[0].record_path
+            starts[who] = phone.calls[0].media_at
+    result["audio"] = wait_recordings(runner, paths, freqs, starts, windows)
     return result
+
+
+def scenario_answer(runner, args):
+    """B on its own: answers, plays its tone, optionally vanishes --die-after the answer."""
+    b = runner.phone(
+        args.phone, tone=args.tone_b, answer_code=args.answer_code, answer_delay=args.answer_delay
+    )
+    code = runner.wait_registered(b)
+    runner.event("registered", code=code)
+    result = {"register": code}
+    if code != 200:
+        return result
+    runner.pump(args.setup_timeout, lambda: any(x.confirmed_at for x in b.calls))
+    if args.die_after is not None and b.calls and b.calls[0].disconnected_at is None:
+        runner.pump(args.die_after, lambda: b.calls[0].disconnected_at is not None)
+        if b.calls[0].disconnected_at is None:
+            b.calls[0].snapshot_rtp()
+            runner.event("dying", callee=b.calls[0].summary())
+            sys.stderr.flush()
+            # No BYE, no un-REGISTER, no RTP from here on: the phone vanishes.
+            os._exit(9)
+    runner.pump(args.talk, lambda: all(x.disconnected_at for x in b.calls))
+    result["callee"] = b.calls[0].summary() if b.calls else None
+    result["callee_calls"] = len(b.calls)
+    return result
+
+
+def scenario_dial(runner, args):
+    """A on its own: calls --dial and waits up to --talk seconds for the far end to hang up."""
+    a = runner.phone(args.caller, tone=args.tone_a)
+    result = {"register": {"a": runner.wait_registered(a)}}
+    call = PhoneCall(a)
+    a.calls.append(call)
+    call.invite_at = time.time()
+    call.makeCall(f"sip:{args.dial}@{args.switch}{runner.uri_params()}", pj.CallOpParam(True))
+    runner.pump(
+        args.setup_timeout,
+        lambda: call.confirmed_at is not None or call.disconnected_at is not None,
+    )
+    if call.confirmed_at is not None and call.disconnected_at is None:
+        runner.pump(args.talk, lambda: call.disconnected_at is not None)
+        if call.disconnected_at is None:
+            call.snapshot_rtp()
+            result["hangup_at"] = time.time()
+            call.hangup_now()
+    runner.pump(5, lambda: call.disconnected_at is not None)
+    result["caller"] = call.summary()
+    call.player = None
+    call.recorder = None
+    call.clock = None
+    call = None
+    gc.collect()
+    path = a.calls[0].record_path
+    result["audio"] = wait_recordings(
+        runner, {"caller": path}, [args.tone_a, args.tone_b], {"caller": a.calls[0].media_at}, {}
+    )
+    return result
+
+
+SCENARIOS = {
+    "register": scenario_register,
+    "call": scenario_call,
+    "answer": scenario_answer,
+    "dial": scenario_dial,
+}
 
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("scenario", choices=["register", "call"])
+    p.add_argument("scenario", choices=sorted(SCENARIOS))
     p.add_argument("--switch", required=True, help="host:port of the switch")
     p.add_argument("--transport", default="udp", choices=["udp", "tcp"])
     p.add_argument("--phone")
     p.add_argument("--unregister", action="store_true")
     p.add_argument("--caller")
     p.add_argument("--callee")
+    p.add_argument("--callee2", help="a third phone C, USER:PASS (rung by a group)")
     p.add_argument("--dial", help="number A dials (default: B's user)")
     p.add_argument("--tone-a", type=int, default=440)
     p.add_argument("--tone-b", type=int, default=1000)
+    p.add_argument("--tone-c", type=int, default=1500)
     p.add_argument("--talk", type=float, default=3.0)
+    p.add_argument("--talk-after", type=float, default=2.0, help="talk after --hold")
+    p.add_argument("--hold", type=float, help="A holds for SECONDS after --talk, then unholds")
+    p.add_argument(
+        "--hold-dir",
+        default="sendonly",
+        choices=["sendonly", "inactive"],
+        help="A's hold offer: a=sendonly (pjsua's setHold) or a=inactive (nobody sends RTP)",
+    )
     p.add_argument("--dtmf", default="")
     p.add_argument("--hangup", default="caller", choices=["caller", "callee"])
-    p.add_argument("--answer-code", type=int, default=200)
+    p.add_argument("--answer-code", type=int, default=200, help="B: 200, 1xx (ring) or refuse")
     p.add_argument("--answer-delay", type=float, default=0.5)
+    p.add_argument("--answer-code2", type=int, default=200, help="C, like --answer-code")
+    p.add_argument("--answer-delay2", type=float, default=0.5)
     p.add_argument("--cancel-after", type=float)
     p.add_argument("--setup-timeout", type=float, default=10.0)
+    p.add_argument("--media-stop-after", type=float)
+    p.add_argument("--die-after", type=float)
     p.add_argument("--expires", type=int, default=300)
     p.add_argument("--codec", help="PCMU or PCMA: the only codec enabled")
     p.add_argument("--workdir")
     p.add_argument("--pj-log", type=int, default=1)
     args = p.parse_args()
-    # pjlib logs to stdout: keep stdout for the one JSON line, send everything else to stderr.
+    # pjlib logs to stdout: keep stdout for the JSON lines, send everything else to stderr.
     sys.stdout.flush()
     json_out = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
     runner = Runner(args)
+    runner.json_out = json_out
     result = {}
     try:
-        result = {"register": scenario_register, "call": scenario_call}[args.scenario](runner, args)
+        result = SCENARIOS[args.scenario](runner, args)
     except Exception:  # noqa: BLE001 - reported in the JSON
         # Formatting (not keeping) the traceback: its frames would keep Calls alive past
         # libDestroy.
@@ -555,6 +867,7 @@ def main():
     result["errors"] = ERRORS
     json_out.write(json.dumps(result) + "\n")
     json_out.flush()
+
 
 if __name__ == "__main__":
     main()

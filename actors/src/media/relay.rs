@@ -347,7 +347,7 @@ pub fn spawn(
         events: events_tx,
         paused: [false; 2],
         started: false,
-        last_activity: Instant::now(),
+        last_rx: [Instant::now(); 2],
         errors: 0,
     };
     runtime.spawn(run_task(state, sides, rx));
@@ -454,14 +454,26 @@ struct LoopState {
     events: mpsc::Sender<RelayEvent>,
     paused: [bool; 2],
     started: bool,
-    last_activity: Instant,
+    /// When each side last sent RTP (or was last expected to start sending).
+    last_rx: [Instant; 2],
     errors: u32,
 }
 
 impl LoopState {
     fn timeout_armed(&self) -> Option<Duration> {
-        let held = self.paused.iter().any(|p| *p);
+        let held = self.paused.iter().all(|p| *p);
         self.config.rtp_timeout.filter(|_| self.started && !held)
+    }
+
+    /// When the first side that is expected to send (its flow not paused) has been
+    /// silent for `t`: a phone that vanishes ends the call even if the other still talks.
+    fn deadline(&self, t: Duration) -> Instant {
+        [Side::A, Side::B]
+            .into_iter()
+            .filter(|s| !self.paused[Flow::from_side(*s).index()])
+            .map(|s| self.last_rx[s.index()] + t)
+            .min()
+            .unwrap_or_else(|| Instant::now() + IDLE_TIMER)
     }
 
     async fn run(
@@ -498,7 +510,7 @@ impl LoopState {
                     self.on_recv(r, Side::B, Kind::Rtcp, buf_b_rtcp, sides)
                 }
                 () = &mut timer, if armed.is_some() => {
-                    let deadline = self.last_activity + armed.unwrap_or(IDLE_TIMER);
+                    let deadline = self.deadline(armed.unwrap_or(IDLE_TIMER));
                     if Instant::now() >= deadline {
                         Some(Exit::Report(RelayEvent::Timeout))
                     } else {
@@ -514,8 +526,8 @@ impl LoopState {
             if now_armed != armed {
                 if let Some(t) = now_armed {
                     // Count from the moment of answer (or of resuming from hold).
-                    self.last_activity = Instant::now();
-                    timer.as_mut().reset(self.last_activity + t);
+                    self.last_rx = [Instant::now(); 2];
+                    timer.as_mut().reset(self.deadline(t));
                 }
                 armed = now_armed;
             }
@@ -538,7 +550,17 @@ impl LoopState {
             }
             Command::Start => self.started = true,
             Command::Pause(flow) => self.paused[flow.index()] = true,
-            Command::Resume(flow) => self.paused[flow.index()] = false,
+            Command::Resume(flow) => {
+                // A side taken off hold gets a whole timeout to start sending again.
+                let side = match flow {
+                    Flow::AToB => Side::A,
+                    Flow::BToA => Side::B,
+                };
+                if self.paused[flow.index()] {
+                    self.last_rx[side.index()] = Instant::now();
+                }
+                self.paused[flow.index()] = false;
+            }
             Command::SetDtmfPayloadType { side, pt } => {
                 let s = &mut sides[side.index()];
                 s.dtmf_pt = pt;
@@ -599,7 +621,7 @@ impl LoopState {
         let counters = &self.stats.flows[flow.index()];
         let (socket, dest) = match kind {
             Kind::Rtp => {
-                self.last_activity = Instant::now();
+                self.last_rx[from.index()] = Instant::now();
                 if this.dtmf_pt.is_some() {
                     self.detect_dtmf(from, this, packet);
                 }

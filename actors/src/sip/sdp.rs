@@ -882,6 +882,41 @@ pub fn offered_codecs(offer: &Sdp, supported: &[Codec]) -> (Vec<Codec>, Option<u
     (codecs, events)
 }
 
+/// Narrows `sdp`'s first audio stream to the formats in `supported` plus the 8 kHz
+/// telephone-event (their rtpmap/fmtp lines with them): a re-offer passed through the switch
+/// offers only what it relays, as its first offer did. False if no codec is left.
+pub fn retain_codecs(sdp: &mut Sdp, supported: &[Codec]) -> bool {
+    let Some(m) = sdp.first_audio().and_then(|i| sdp.media.get_mut(i)) else {
+        return false;
+    };
+    let is_codec = |m: &Media, pt: u8| match m.rtpmap(pt) {
+        Some(map) => supported
+            .iter()
+            .any(|c| map.encoding.eq_ignore_ascii_case(c.name) && map.clock == c.clock),
+        None => pt < FIRST_DYNAMIC_PT && supported.iter().any(|c| c.pt == pt),
+    };
+    let is_events = |m: &Media, pt: u8| {
+        m.rtpmap(pt).is_some_and(|map| {
+            map.encoding.eq_ignore_ascii_case(TELEPHONE_EVENT) && map.clock == G711_CLOCK
+        })
+    };
+    let keep: Vec<u8> = m
+        .payload_types()
+        .filter(|&pt| is_codec(m, pt) || is_events(m, pt))
+        .collect();
+    if !keep.iter().any(|&pt| is_codec(m, pt)) {
+        return false;
+    }
+    m.formats
+        .retain(|f| f.parse::<u8>().is_ok_and(|pt| keep.contains(&pt)));
+    m.attributes.retain(|a| match a {
+        Attribute::Rtpmap(r) => keep.contains(&r.pt),
+        Attribute::Fmtp(p) => p.format.parse::<u8>().is_ok_and(|pt| keep.contains(&pt)),
+        _ => true,
+    });
+    true
+}
+
 /// Reads the answer to an offer the switch made: the codec the peer chose and where to
 /// send. Fails with [`SdpError::NoCommonCodec`] if the peer accepted nothing usable.
 pub fn read_answer(answer: &Sdp, supported: &[Codec]) -> Result<NegotiatedCodec, SdpError> {
