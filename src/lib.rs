@@ -174,14 +174,7 @@ pub async fn start(config: Config) -> Result<Switch, Error> {
     tracing::info!(?report, "provisioning applied");
 
     let sip_listen = config.sip_listen();
-    let udp = tokio::net::UdpSocket::bind(sip_listen)
-        .await
-        .map_err(io_error(format!("cannot bind SIP UDP on {sip_listen}")))?;
-    let sip_addr = udp.local_addr().map_err(io_error("SIP UDP address"))?;
-    // TCP shares the UDP port, so a port-0 config gets one port for both.
-    let tcp = tokio::net::TcpListener::bind(sip_addr)
-        .await
-        .map_err(io_error(format!("cannot bind SIP TCP on {sip_addr}")))?;
+    let (udp, tcp, sip_addr) = bind_sip(sip_listen).await?;
     tracing::info!(%sip_addr, "SIP listening on UDP and TCP");
     let rtp = config.rtp_port_range()?;
     let media_ip = config
@@ -240,6 +233,43 @@ pub async fn start(config: Config) -> Result<Switch, Error> {
         http_task,
         ready,
         core,
+    })
+}
+
+/// Tries for a port-0 configuration before giving up: the port the kernel picks for UDP
+/// may already be taken for TCP.
+const SIP_BIND_ATTEMPTS: usize = 20;
+
+/// Binds SIP on UDP and TCP at one address. With port 0, UDP picks the port and TCP takes
+/// the same one; if TCP finds it taken, both are tried again on a new port.
+async fn bind_sip(
+    listen: SocketAddr,
+) -> Result<(tokio::net::UdpSocket, tokio::net::TcpListener, SocketAddr), Error> {
+    let attempts = if listen.port() == 0 {
+        SIP_BIND_ATTEMPTS
+    } else {
+        1
+    };
+    let mut last = None;
+    for _ in 0..attempts {
+        let udp = tokio::net::UdpSocket::bind(listen)
+            .await
+            .map_err(io_error(format!("cannot bind SIP UDP on {listen}")))?;
+        let addr = udp.local_addr().map_err(io_error("SIP UDP address"))?;
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(tcp) => return Ok((udp, tcp, addr)),
+            Err(e) => last = Some((addr, e)),
+        }
+    }
+    let (addr, source) = last.unwrap_or_else(|| {
+        (
+            listen,
+            std::io::Error::new(std::io::ErrorKind::AddrInUse, "no attempt made"),
+        )
+    });
+    Err(Error::Io {
+        what: format!("cannot bind SIP TCP on {addr}"),
+        source,
     })
 }
 
