@@ -341,14 +341,13 @@ impl Leg {
         );
     }
 
-    fn ack_2xx(&self, response: &Response, cseq: u32) {
+    fn ack_2xx(&self, cseq: u32) {
         let via = self.services.endpoint.via(&self.dialog.transport);
         let ack = self.dialog.ack(cseq, via);
         let key = match &self.our_reinvite {
             Some((key, seq)) if *seq == cseq => key.clone(),
             _ => self.invite_key.clone(),
         };
-        let _ = response;
         self.services.endpoint.ack_2xx(&key, ack, self.dialog.dest);
     }
 
@@ -446,7 +445,7 @@ impl Leg {
                         return;
                     }
                     if resp.is_success() {
-                        self.ack_2xx(&resp, cseq);
+                        self.ack_2xx(cseq);
                         self.our_reinvite = None;
                         self.emit(LegEventKind::ReofferAnswered {
                             result: Ok(resp.body.clone()),
@@ -501,7 +500,7 @@ impl Leg {
             if first {
                 self.dialog.on_response(&resp, dest);
             }
-            self.ack_2xx(&resp, 1);
+            self.ack_2xx(1);
             if !first {
                 return; // a retransmission: the ACK was re-sent
             }
@@ -578,14 +577,13 @@ impl Handler<SipEvent> for Leg {
                 }
             }
             Inbound::Response { key, response } => self.on_response(ctx, key, response, None),
-            Inbound::StrayResponse { response, src } => {
+            Inbound::StrayResponse { response, .. } => {
                 // A 2xx retransmitted after our INVITE transaction ended: ACK it again.
                 if response.is_success() {
                     if let Some((cseq, Method::Invite)) = response.cseq() {
-                        self.ack_2xx(&response, cseq);
+                        self.ack_2xx(cseq);
                     }
                 }
-                let _ = src;
             }
             Inbound::Timeout { key } | Inbound::TransportError { key } => {
                 if key == self.invite_key {
