@@ -237,3 +237,35 @@ async fn out_of_dialog_requests() {
     assert_eq!(status(&resp), 403, "{resp}");
     switch.stop().await.unwrap();
 }
+
+#[actix_rt::test]
+async fn new_calls_are_shed_with_503_while_the_switch_is_behind() {
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().unwrap();
+    let switch = common::start(dir.path(), EXTENSIONS).await;
+    let mut ua = Ua::new(switch.sip_addr).await;
+    let sip = switch.sip_addr;
+    let invite = |n: u32| {
+        format!(
+            "INVITE sip:801@{sip} SIP/2.0\r\nFrom: <sip:666@127.0.0.1>;tag=s{n}\r\nTo: <sip:801@{sip}>\r\nCall-ID: shed-{n}@test\r\nContact: <sip:666@127.0.0.1:9>"
+        )
+    };
+    // Pretend the router is far behind: new calls are refused at the door.
+    let backlog = &switch.core.endpoint.stats().backlog;
+    backlog.store(actors::sip::endpoint::MAX_BACKLOG + 1000, Ordering::Relaxed);
+    let resp = ua.request("INVITE", &invite(1), "").await;
+    assert_eq!(status(&resp), 503, "{resp}");
+    assert!(header(&resp, "Retry-After").is_some(), "{resp}");
+    // Requests inside calls in progress still get through (here: 481, no such dialog).
+    let bye = format!(
+        "BYE sip:801@{sip} SIP/2.0\r\nFrom: <sip:666@127.0.0.1>;tag=b\r\nTo: <sip:801@{sip}>;tag=x\r\nCall-ID: shed-bye@test"
+    );
+    let resp = ua.request("BYE", &bye, "").await;
+    assert_eq!(status(&resp), 481, "{resp}");
+    assert!(switch.core.endpoint.stats().shed.load(Ordering::Relaxed) >= 1);
+    // Caught up: handled normally again (403: not an extension).
+    backlog.store(0, Ordering::Relaxed);
+    let resp = ua.request("INVITE", &invite(2), "").await;
+    assert_eq!(status(&resp), 403, "{resp}");
+    switch.stop().await.unwrap();
+}

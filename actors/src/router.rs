@@ -378,6 +378,7 @@ pub struct SipInbound(pub Inbound);
 impl Handler<SipInbound> for SipRouter {
     type Result = ();
     fn handle(&mut self, msg: SipInbound, ctx: &mut Self::Context) {
+        self.services.endpoint.taken();
         match msg.0 {
             Inbound::Request {
                 key,

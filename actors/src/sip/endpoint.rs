@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,12 @@ pub const MAX_DATAGRAM: usize = 65_535;
 pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long to wait for a TCP connection to a peer we must send to.
 pub const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Events handed to the TU and not yet taken by it, above which new INVITEs are refused
+/// here with 503 (overload: shedding new calls keeps the calls in progress working
+/// instead of letting retransmissions pile up).
+pub const MAX_BACKLOG: usize = 4096;
+/// `Retry-After` of the 503 sent under overload, in seconds.
+pub const OVERLOAD_RETRY_AFTER: u32 = 5;
 /// Granularity of the layer's timers when it has none armed.
 const IDLE_TICK: Duration = Duration::from_secs(1);
 
@@ -95,6 +101,10 @@ pub struct EndpointStats {
     pub sent: AtomicU64,
     pub malformed: AtomicU64,
     pub answered_malformed: AtomicU64,
+    /// New INVITEs refused with 503 because the TU was behind.
+    pub shed: AtomicU64,
+    /// Events delivered to the TU that it has not taken yet.
+    pub backlog: AtomicUsize,
 }
 
 /// Cheap to clone; every method is non-blocking.
@@ -191,6 +201,14 @@ impl EndpointHandle {
 
     pub fn stats(&self) -> &EndpointStats {
         &self.stats
+    }
+
+    /// The TU calls this for every event it takes from the [`Deliver`] callback.
+    pub fn taken(&self) {
+        let _ = self
+            .stats
+            .backlog
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     }
 }
 
@@ -397,12 +415,20 @@ impl EndpointTask {
                     request,
                     src,
                     transport,
-                } => Inbound::Request {
-                    key,
-                    request,
-                    src,
-                    transport,
-                },
+                } => {
+                    let new_call = request.method == super::message::Method::Invite
+                        && request.to().is_some_and(|t| t.tag().is_none());
+                    if new_call && self.stats.backlog.load(Ordering::Relaxed) > MAX_BACKLOG {
+                        self.shed(&key, &request);
+                        continue;
+                    }
+                    Inbound::Request {
+                        key,
+                        request,
+                        src,
+                        transport,
+                    }
+                }
                 Event::Ack { request, src, .. } => Inbound::Ack { request, src },
                 Event::Cancel { invite, request } => Inbound::Cancel { invite, request },
                 Event::Response { key, response } => Inbound::Response { key, response },
@@ -411,7 +437,19 @@ impl EndpointTask {
                 Event::TransportError { key } => Inbound::TransportError { key },
                 Event::Terminated { key } => Inbound::Terminated { key },
             };
+            self.stats.backlog.fetch_add(1, Ordering::Relaxed);
             (self.deliver)(inbound);
+        }
+    }
+
+    /// Refuses a new call while the TU is behind (see [`MAX_BACKLOG`]).
+    fn shed(&mut self, key: &TransactionKey, request: &Request) {
+        self.stats.shed.fetch_add(1, Ordering::Relaxed);
+        let mut resp = super::message::Response::for_request(request, 503, "Service Unavailable");
+        resp.set_to_tag(&message::new_tag());
+        resp.set_header("Retry-After", OVERLOAD_RETRY_AFTER.to_string());
+        if let Ok(events) = self.layer.send_response(key, resp, Instant::now()) {
+            self.dispatch(events);
         }
     }
 
