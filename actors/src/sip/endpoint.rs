@@ -23,6 +23,9 @@ use super::transaction::{Event, LayerConfig, TransactionKey, TransactionLayer};
 
 /// Largest UDP datagram read (RFC 3261 §18.1.1 allows up to 65 535 bytes over UDP).
 pub const MAX_DATAGRAM: usize = 65_535;
+/// Socket buffers asked for on the SIP UDP socket: a burst of call set-ups must queue in
+/// the kernel rather than be dropped and retransmitted (the kernel caps it at rmem_max).
+pub const UDP_SOCKET_BUFFER: usize = 4 * 1024 * 1024;
 /// A TCP connection with nothing to say for this long is closed.
 pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long to wait for a TCP connection to a peer we must send to.
@@ -222,6 +225,15 @@ pub fn spawn(
     deliver: Deliver,
 ) -> std::io::Result<EndpointHandle> {
     let local = udp.local_addr()?;
+    let sock = socket2::SockRef::from(&udp);
+    for (what, result) in [
+        ("receive", sock.set_recv_buffer_size(UDP_SOCKET_BUFFER)),
+        ("send", sock.set_send_buffer_size(UDP_SOCKET_BUFFER)),
+    ] {
+        if let Err(e) = result {
+            tracing::warn!("cannot enlarge the SIP UDP {what} buffer: {e}");
+        }
+    }
     let (commands, command_rx) = mpsc::unbounded_channel();
     let (tcp_tx, tcp_rx) = mpsc::unbounded_channel();
     let stats = Arc::new(EndpointStats::default());
