@@ -425,20 +425,12 @@ impl Leg {
         }
     }
 
-    fn on_response(
-        &mut self,
-        ctx: &mut Context<Self>,
-        key: TransactionKey,
-        resp: Response,
-        src: Option<SocketAddr>,
-    ) {
+    fn on_response(&mut self, ctx: &mut Context<Self>, key: TransactionKey, resp: Response) {
         let Some((cseq, method)) = resp.cseq() else {
             return;
         };
         match method {
-            Method::Invite if key == self.invite_key || src.is_some() && cseq == 1 => {
-                self.on_invite_response(ctx, resp, src)
-            }
+            Method::Invite if key == self.invite_key => self.on_invite_response(ctx, resp),
             Method::Invite => {
                 if let Some((_, seq)) = &self.our_reinvite {
                     if *seq != cseq || resp.is_provisional() {
@@ -466,13 +458,9 @@ impl Leg {
         }
     }
 
-    fn on_invite_response(
-        &mut self,
-        ctx: &mut Context<Self>,
-        resp: Response,
-        src: Option<SocketAddr>,
-    ) {
-        let dest = src.unwrap_or(self.dialog.dest);
+    fn on_invite_response(&mut self, ctx: &mut Context<Self>, resp: Response) {
+        // Responses carry no source here; the dialog keeps the flow it already uses.
+        let dest = self.dialog.dest;
         if resp.status == 100 {
             return;
         }
@@ -576,7 +564,7 @@ impl Handler<SipEvent> for Leg {
                     ctx.stop();
                 }
             }
-            Inbound::Response { key, response } => self.on_response(ctx, key, response, None),
+            Inbound::Response { key, response } => self.on_response(ctx, key, response),
             Inbound::StrayResponse { response, .. } => {
                 // A 2xx retransmitted after our INVITE transaction ended: ACK it again.
                 if response.is_success() {

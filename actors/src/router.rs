@@ -84,6 +84,8 @@ pub struct SipRouter {
     dialogs: HashMap<DialogKey, Recipient<SipEvent>>,
     transactions: HashMap<TransactionKey, Recipient<SipEvent>>,
     calls: HashMap<String, Addr<Call>>,
+    /// Shutdown waiting for the last call to end.
+    drained: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl SipRouter {
@@ -95,6 +97,7 @@ impl SipRouter {
             dialogs: HashMap::new(),
             transactions: HashMap::new(),
             calls: HashMap::new(),
+            drained: Vec::new(),
         }
     }
 
@@ -230,7 +233,7 @@ impl SipRouter {
                 number: from_user,
                 allow_transit: trunk.allow_transit,
             };
-            self.start_call(ctx, key, request, src, transport, caller);
+            self.start_call(key, request, src, transport, caller);
             return;
         }
         let Some(ext) = self.directory.extensions.get(&from_user).cloned() else {
@@ -239,13 +242,13 @@ impl SipRouter {
         let req = request.clone();
         ext.send(AuthorizeInvite(req))
             .into_actor(self)
-            .map(move |verdict, act, ctx| match verdict {
+            .map(move |verdict, act, _| match verdict {
                 Ok(AuthVerdict::Accept) => {
                     let caller = Caller::Extension {
                         number: from_user,
                         ext,
                     };
-                    act.start_call(ctx, key, request, src, transport, caller);
+                    act.start_call(key, request, src, transport, caller);
                 }
                 Ok(AuthVerdict::Challenge { stale }) => {
                     let services = &act.services;
@@ -263,7 +266,6 @@ impl SipRouter {
 
     fn start_call(
         &mut self,
-        _ctx: &mut Context<Self>,
         key: TransactionKey,
         request: Request,
         src: SocketAddr,
@@ -272,14 +274,9 @@ impl SipRouter {
     ) {
         let services = self.services.clone();
         let call_id = request.call_id().unwrap_or_default().to_string();
-        if self.calls.contains_key(&call_id) {
-            // Same Call-ID, new transaction (e.g. after a 407): the earlier call has ended
-            // or is ending; a second live call with one Call-ID would be ambiguous.
-            if let Some(old) = self.calls.get(&call_id) {
-                if old.connected() {
-                    return self.reply(&key, &request, 482, "Loop Detected");
-                }
-            }
+        // A second live call with the Call-ID of one still up would be ambiguous (a loop).
+        if self.calls.get(&call_id).is_some_and(|old| old.connected()) {
+            return self.reply(&key, &request, 482, "Loop Detected");
         }
         let setup = CallSetup {
             invite: request,
@@ -524,6 +521,11 @@ impl Handler<CallEnded> for SipRouter {
     type Result = ();
     fn handle(&mut self, msg: CallEnded, _: &mut Self::Context) {
         self.calls.remove(&msg.call_id);
+        if self.calls.is_empty() {
+            for waiter in self.drained.drain(..) {
+                let _ = waiter.send(());
+            }
+        }
     }
 }
 
@@ -612,37 +614,25 @@ pub struct HangupAll;
 impl Handler<HangupAll> for SipRouter {
     type Result = ResponseActFuture<Self, usize>;
     fn handle(&mut self, _: HangupAll, _: &mut Self::Context) -> Self::Result {
+        self.calls.retain(|_, c| c.connected());
+        if self.calls.is_empty() {
+            return Box::pin(actix::fut::ready(0));
+        }
         for call in self.calls.values() {
             call.do_send(crate::call::EndCall);
         }
+        // Woken by the last `CallEnded`, not by polling.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.drained.push(tx);
         Box::pin(
             async move {
-                let deadline = tokio::time::Instant::now() + HANGUP_GRACE;
-                // Poll our own state through the actor below; a short sleep between looks.
-                tokio::time::sleep_until(
-                    deadline.min(tokio::time::Instant::now() + Duration::from_millis(50)),
-                )
-                .await;
-                deadline
+                let _ = tokio::time::timeout(HANGUP_GRACE, rx).await;
             }
             .into_actor(self)
-            .then(|deadline, act, _| wait_for_calls(act, deadline)),
+            .map(|_, act, _| {
+                act.calls.retain(|_, c| c.connected());
+                act.calls.len()
+            }),
         )
     }
-}
-
-fn wait_for_calls(
-    act: &mut SipRouter,
-    deadline: tokio::time::Instant,
-) -> ResponseActFuture<SipRouter, usize> {
-    act.calls.retain(|_, c| c.connected());
-    let left = act.calls.len();
-    if left == 0 || tokio::time::Instant::now() >= deadline {
-        return Box::pin(actix::fut::ready(left));
-    }
-    Box::pin(
-        tokio::time::sleep(Duration::from_millis(50))
-            .into_actor(act)
-            .then(move |_, act, _| wait_for_calls(act, deadline)),
-    )
 }
