@@ -15,6 +15,7 @@
 //! - [`playback`]: prompts, music on hold, playlists, tones as frame sources; playbacks
 //!   with stop-on-DTMF and a once-only finished event.
 //! - [`mixer`]: the conference mixer (talk, listen-only, whisper, muted).
+//! - [`tts`]: text-to-speech engines (espeak-ng, HTTP) behind a trait, with a cache.
 
 pub mod dtmf;
 pub mod frame;
@@ -26,6 +27,7 @@ pub mod ports;
 pub mod relay;
 pub mod rtp_out;
 pub mod tone;
+pub mod tts;
 pub mod wav;
 
 pub use ports::{PortAllocator, PortError, PortPair};
