@@ -72,6 +72,9 @@ pub struct MediaConfig {
     pub rtp_ports: String,
     /// Seconds without RTP on an answered call before it is hung up.
     pub rtp_timeout: u64,
+    /// What a party put on hold hears: `builtin` (a soft arpeggio), `off` (whatever the
+    /// holding phone sends), or a WAV file (relative paths are below `storage.dir`).
+    pub music_on_hold: String,
 }
 
 impl Default for MediaConfig {
@@ -79,9 +82,15 @@ impl Default for MediaConfig {
         Self {
             rtp_ports: "20000-29999".into(),
             rtp_timeout: 60,
+            music_on_hold: MUSIC_ON_HOLD_BUILTIN.into(),
         }
     }
 }
+
+/// `[media] music_on_hold` for the built-in music.
+pub const MUSIC_ON_HOLD_BUILTIN: &str = "builtin";
+/// `[media] music_on_hold` for no music (the holder's audio passes through).
+pub const MUSIC_ON_HOLD_OFF: &str = "off";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

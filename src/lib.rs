@@ -106,6 +106,22 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// Loads `[media] music_on_hold` now, so a bad file stops the start with its name rather
+/// than leaving a held caller in silence.
+fn load_music_on_hold(config: &Config) -> Result<Option<Arc<[i16]>>, Error> {
+    let setting = config.media.music_on_hold.trim();
+    match setting {
+        config::MUSIC_ON_HOLD_OFF => Ok(None),
+        config::MUSIC_ON_HOLD_BUILTIN | "" => Ok(Some(actors::media::moh::builtin().into())),
+        file => {
+            let path = std::path::Path::new(&config.storage.dir).join(file);
+            actors::media::wav::load_prompt_shared(&path)
+                .map(Some)
+                .map_err(|e| Error::Config(format!("key `media.music_on_hold`: {e}")))
+        }
+    }
+}
+
 /// Connects to the configured database and applies pending migrations.
 pub async fn open_database(config: &Config) -> Result<DatabaseConnection, Error> {
     let db = entities::db::connect(&config.database.url).await?;
@@ -166,6 +182,9 @@ pub async fn start(config: Config) -> Result<Switch, Error> {
         "cannot create storage.dir {}",
         storage.display()
     )))?;
+    let records_dir = std::path::absolute(storage.join("records"))
+        .map_err(io_error("cannot resolve storage.dir"))?;
+    let music_on_hold = load_music_on_hold(&config)?;
     let provisioning = config.provisioning()?;
     let db = open_database(&config).await?;
     let report = entities::provision::apply(&db, &provisioning)
@@ -194,6 +213,9 @@ pub async fn start(config: Config) -> Result<Switch, Error> {
             rtp_timeout: std::time::Duration::from_secs(config.media.rtp_timeout),
             ring_timeout: std::time::Duration::from_secs(config.sip.ring_timeout),
             keepalive_interval: std::time::Duration::from_secs(config.sip.keepalive),
+            recording: config.recording.enabled,
+            records_dir,
+            music_on_hold,
         },
         udp,
         tcp,

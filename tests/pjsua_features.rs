@@ -149,8 +149,8 @@ async fn calllog_count(switch: &ctiswitch::Switch) -> usize {
 /// a=sendrecv), both through the switch, which passes each re-INVITE to the other leg and
 /// rewrites the SDP to its relay.
 ///
-/// While held, a phone keeps its player and recorder connected (B hears A's tone, as it
-/// would hear music on hold; B, recvonly, sends nothing, so A hears silence). Audio is
+/// While held, B (recvonly) hears the switch's music on hold instead of A, and sends
+/// nothing, so A hears silence. Audio is
 /// judged in time windows of the recordings: `held` (hold + 0.5 s .. unhold) and
 /// `after_unhold` (the last 1.5 s before A hangs up, i.e. from unhold + 0.5 s).
 fn hold_test(name: &str, codec: Option<&'static str>) {
@@ -177,6 +177,7 @@ fn hold_test_with(name: &str, extra: &str, opts: CallOpts) {
     };
     let codec = opts.codec;
     let inactive = opts.hold_dir == "inactive";
+    let music = !extra.contains("music_on_hold");
     let name = name.to_string();
     with_switch(extra, |switch| async move {
         let r = pjsua::call(switch.sip_addr, &opts).await;
@@ -309,6 +310,22 @@ fn hold_test_with(name: &str, extra: &str, opts: CallOpts) {
                 held_b <= WINDOW_MAX_FRACTION,
                 format!("B hears nothing while the call is inactive: {held_b:.2} of the blocks"),
             );
+        } else if music {
+            c.check(
+                held_b <= WINDOW_MAX_FRACTION,
+                format!("B (held) hears the switch's music, not A: A's tone in {held_b:.2} of the blocks"),
+            );
+            // The built-in music: notes that are none of the phones' tones ('?' blocks),
+            // with a rest between bars ('.'); judged exactly by frequency in tests/media.rs.
+            let timeline = r["audio"]["callee"]["windows"]["held"]["timeline"]
+                .as_str()
+                .unwrap_or_default();
+            let music_blocks = timeline.chars().filter(|c| *c == '?').count();
+            let share = music_blocks as f64 / timeline.len().max(1) as f64;
+            c.check(
+                share >= 0.5,
+                format!("B (held) hears music in {share:.2} of the blocks: {timeline}"),
+            );
         } else {
             c.check(
                 held_b >= WINDOW_MIN_FRACTION,
@@ -349,6 +366,21 @@ fn hold_and_unhold_pass_through_pcmu_only() {
 #[test]
 fn hold_and_unhold_pass_through_with_the_phones_default_codecs() {
     hold_test("hold/unhold, default codecs", None);
+}
+
+/// With `[media] music_on_hold = "off"` the switch plays nothing of its own: the held
+/// party hears what the holding phone sends (here A's tone).
+#[test]
+fn hold_without_music_passes_the_holders_audio_through() {
+    hold_test_with(
+        "hold/unhold, music on hold off",
+        "[media]\nmusic_on_hold = \"off\"\n",
+        CallOpts {
+            codec: Some("PCMU"),
+            hold: Some(1.5),
+            ..CallOpts::default()
+        },
+    );
 }
 
 /// A hold with a=inactive (both directions off: no RTP at all) that lasts twice the RTP

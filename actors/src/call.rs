@@ -11,13 +11,20 @@ use bytes::Bytes;
 use entities::calllog;
 
 use crate::call_log_writer::WriteCallLog;
-use crate::event_hub::{now_ms, CallState, CallStateChanged, Direction, HubEvent, Publish};
+use crate::event_hub::{
+    now_ms, CallState, CallStateChanged, Direction, HubEvent, LegDtmf, Party, Publish,
+};
 use crate::extension::{Extension, GetBindings, PhoneEngaged, PhoneReleased};
 use crate::leg::{
     Answer, AnswerReoffer, EndCause, Hangup, Leg, LegEvent, LegEventKind, LegId, Outgoing, Reject,
     Reoffer, Ring,
 };
-use crate::media::relay::{self, Flow, RelayConfig, RelayEvent, RelayHandle, Side};
+use crate::media::dtmf::{DtmfReceived, DtmfSource};
+use crate::media::engine::{Codec as MediaCodec, Endpoint, MediaEvent, Recording};
+use crate::media::g711::Law;
+use crate::media::playback::{Playback, Source};
+use crate::media::relay::Latching;
+use crate::media::wav::WavWriter;
 use crate::router::{CallEnded, Resolve, Route};
 use crate::services::Services;
 use crate::sip::message::{NameAddr, Request, SipUri, Transport};
@@ -28,6 +35,21 @@ use crate::sip::transaction::TransactionKey;
 const CALLER_LEG: LegId = 0;
 /// Max-Forwards of requests we originate when the caller sent none.
 const DEFAULT_MAX_FORWARDS: u8 = 70;
+/// Playback id of music on hold (a call plays one thing at a time per side).
+const MUSIC_ON_HOLD_PLAYBACK: u64 = 1;
+
+/// A Call-ID as a file name: only characters that are safe everywhere.
+fn file_safe(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.@".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
 
 /// Who placed the call.
 #[derive(Debug, Clone)]
@@ -107,6 +129,50 @@ impl EndedBy {
     }
 }
 
+/// Which media endpoint: the caller's (A) or the answering callee's (B).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    A,
+    B,
+}
+
+impl Side {
+    fn of_leg(leg: LegId) -> Side {
+        if leg == CALLER_LEG {
+            Side::A
+        } else {
+            Side::B
+        }
+    }
+}
+
+/// The call's media in the engine: the endpoint facing the caller, the one facing the
+/// callee (connected to each other), and the recording of both.
+struct CallMedia {
+    a: Endpoint,
+    b: Endpoint,
+    recording: Option<Recording>,
+    /// The side hearing music on hold, if any.
+    music_on_hold: Option<Side>,
+}
+
+impl CallMedia {
+    fn side(&self, side: Side) -> &Endpoint {
+        match side {
+            Side::A => &self.a,
+            Side::B => &self.b,
+        }
+    }
+}
+
+fn law_of(codec: &Codec) -> Law {
+    if codec.name.eq_ignore_ascii_case("PCMA") {
+        Law::Alaw
+    } else {
+        Law::Ulaw
+    }
+}
+
 struct Fork {
     leg: Addr<Leg>,
     /// The extension whose phone this fork rings, if any.
@@ -138,7 +204,9 @@ pub struct Call {
     best_failure: Option<(u16, String)>,
     /// A re-INVITE in progress: which leg offered.
     reoffer_from: Option<LegId>,
-    relay: Option<RelayHandle>,
+    media: Option<CallMedia>,
+    /// The recording's file (the call log's `recordVoice`).
+    record_path: Option<String>,
     ring_timer: Option<SpawnHandle>,
     max_forwards: u8,
     begin_ms: i64,
@@ -184,7 +252,8 @@ impl Call {
             answered: None,
             best_failure: None,
             reoffer_from: None,
-            relay: None,
+            media: None,
+            record_path: None,
             ring_timer: None,
             max_forwards,
             begin_ms: now_ms(),
@@ -292,24 +361,39 @@ impl Call {
         let ip = self.services.settings.media_ip;
         self.caller_session = Some(SdpSession::new(ip, a_ports.port));
         self.callee_session = Some(SdpSession::new(ip, b_ports.port));
-        let config = RelayConfig {
-            rtp_timeout: Some(self.services.settings.rtp_timeout),
-            ..RelayConfig::default()
+        let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+        let engine = &self.services.media;
+        let unavailable = |e| {
+            tracing::warn!("media engine: {e}");
+            (503, "Service Unavailable")
         };
-        let (relay, mut events) =
-            relay::spawn(a_ports, b_ports, config).map_err(|_| (503, "Service Unavailable"))?;
+        let a = engine
+            .open(a_ports, Latching::Any, events_tx.clone())
+            .map_err(unavailable)?;
+        let b = engine
+            .open(b_ports, Latching::Any, events_tx)
+            .map_err(unavailable)?;
+        // Connected from the start: early media (183) flows before the answer.
+        let _ = a.connect(&b);
         let remote = offer.first_audio().and_then(|i| offer.media_addr(i));
-        let _ = relay.set_remote(Side::A, remote);
+        let _ = a.set_remote(remote);
         let me = ctx.address();
-        // Relay events are rare (timeout, DTMF): one message each, never per packet.
+        // Media events are rare (timeout, DTMF, end of a prompt): one message each,
+        // never per packet.
         tokio::spawn(async move {
             while let Some(event) = events.recv().await {
-                if me.try_send(RelayNotice(event)).is_err() {
+                if !me.connected() {
                     break;
                 }
+                me.do_send(MediaNotice(event));
             }
         });
-        self.relay = Some(relay);
+        self.media = Some(CallMedia {
+            a,
+            b,
+            recording: None,
+            music_on_hold: None,
+        });
         self.caller_sdp = Some(offer);
         self.publish(CallState::Calling, &self.id, None);
         self.services
@@ -541,14 +625,21 @@ impl Call {
             return false;
         };
         self.codec = Some(codec);
-        if let Some(relay) = &self.relay {
-            let _ = relay.set_remote(Side::B, neg.remote);
-            let _ = relay.set_dtmf_payload_type(Side::B, neg.telephone_event_pt);
+        if let Some(media) = &self.media {
+            let law = law_of(&codec);
+            let _ = media.b.set_remote(neg.remote);
+            let _ = media.b.set_codec(MediaCodec {
+                law,
+                dtmf_pt: neg.telephone_event_pt,
+            });
             let caller_events = self
                 .caller_sdp
                 .as_ref()
                 .and_then(|o| sdp::offered_codecs(o, &SWITCH_CODECS).1);
-            let _ = relay.set_dtmf_payload_type(Side::A, caller_events);
+            let _ = media.a.set_codec(MediaCodec {
+                law,
+                dtmf_pt: caller_events,
+            });
         }
         true
     }
@@ -633,9 +724,12 @@ impl Call {
                 if let Some(a) = &self.caller_leg {
                     a.do_send(Answer { sdp: answer });
                 }
-                if let Some(relay) = &self.relay {
-                    let _ = relay.start();
+                if let Some(media) = &self.media {
+                    let timeout = Some(self.services.settings.rtp_timeout);
+                    let _ = media.a.arm_timeout(timeout);
+                    let _ = media.b.arm_timeout(timeout);
                 }
+                self.start_recording(ctx);
                 let (call_id, ext) = match self.forks.get(&id) {
                     Some(f) => (f.call_id.clone(), f.extension.clone()),
                     None => (String::new(), None),
@@ -711,6 +805,11 @@ impl Call {
             LegEventKind::Reoffer { sdp } => self.pass_reoffer(id, &sdp),
             LegEventKind::ReofferAnswered { result } => self.pass_reoffer_answer(id, result),
             LegEventKind::Canceled => {}
+            LegEventKind::Dtmf { dtmf } => {
+                if Some(id) == self.answered {
+                    self.on_dtmf(Side::B, dtmf);
+                }
+            }
             LegEventKind::Gone => {
                 self.forks.remove(&id);
             }
@@ -739,6 +838,7 @@ impl Call {
             LegEventKind::ReofferAnswered { result } => {
                 self.pass_reoffer_answer(CALLER_LEG, result)
             }
+            LegEventKind::Dtmf { dtmf } => self.on_dtmf(Side::A, dtmf),
             LegEventKind::Gone if self.phase != CallPhase::Ended => {
                 self.hungup.get_or_insert(EndedBy::Caller);
                 self.cancel_forks(None);
@@ -769,11 +869,10 @@ impl Call {
             self.answer_reoffer(from, Err(488));
             return;
         }
-        let side = if from == CALLER_LEG { Side::A } else { Side::B };
-        if let Some(relay) = &self.relay {
+        if let Some(media) = &self.media {
             let remote = offer.first_audio().and_then(|i| offer.media_addr(i));
             if remote.is_some() {
-                let _ = relay.set_remote(side, remote);
+                let _ = media.side(Side::of_leg(from)).set_remote(remote);
             }
         }
         let session = if from == CALLER_LEG {
@@ -801,31 +900,26 @@ impl Call {
                 .ok()
                 .and_then(|t| Sdp::parse(t).ok())
                 .ok_or(488u16)?;
-            let side = if answered_by == CALLER_LEG {
-                Side::A
-            } else {
-                Side::B
+            let side = Side::of_leg(answered_by);
+            let other = match side {
+                Side::A => Side::B,
+                Side::B => Side::A,
             };
-            if let Some(relay) = &self.relay {
+            let dir = answer
+                .first_audio()
+                .map(|i| answer.media_direction(i))
+                .unwrap_or(SdpDirection::SendRecv);
+            if let Some(media) = &self.media {
                 let remote = answer.first_audio().and_then(|i| answer.media_addr(i));
                 if remote.is_some() {
-                    let _ = relay.set_remote(side, remote);
+                    let _ = media.side(side).set_remote(remote);
                 }
-                // Hold: a side that is not to send gets its flow paused, which also
-                // suspends the RTP timeout (an a=inactive hold carries no RTP at all).
-                let dir = answer
-                    .first_audio()
-                    .map(|i| answer.media_direction(i))
-                    .unwrap_or(SdpDirection::SendRecv);
-                for (s, sends) in [(side, dir.sends()), (side.other(), dir.receives())] {
-                    let flow = Flow::from_side(s);
-                    let _ = if sends {
-                        relay.resume(flow)
-                    } else {
-                        relay.pause(flow)
-                    };
-                }
+                // Hold: a side that is not to send is not listened to, which also
+                // suspends its RTP timeout (an a=inactive hold carries no RTP at all).
+                let _ = media.side(side).set_receiving(dir.sends());
+                let _ = media.side(other).set_receiving(dir.receives());
             }
+            self.update_music_on_hold(side, dir);
             let session = if from == CALLER_LEG {
                 self.caller_session.as_mut()
             } else {
@@ -873,8 +967,11 @@ impl Call {
                 });
             }
         }
-        if let Some(relay) = self.relay.take() {
-            let _ = relay.stop();
+        if let Some(mut media) = self.media.take() {
+            // The recording first: it is finished before its endpoints close.
+            if let Some(recording) = media.recording.take() {
+                recording.stop();
+            }
         }
         self.services
             .call_log
@@ -883,6 +980,121 @@ impl Call {
             call_id: self.id.clone(),
         });
         ctx.stop();
+    }
+
+    /// A key pressed on `side`'s phone: published once; a key sent as SIP INFO is also
+    /// passed on to the other phone as RFC 4733 (keys in RTP already flow through).
+    fn on_dtmf(&mut self, side: Side, dtmf: DtmfReceived) {
+        let (party, number, leg_call_id) = match side {
+            Side::A => (
+                Party::Caller,
+                self.caller.number().to_string(),
+                self.id.clone(),
+            ),
+            Side::B => (
+                Party::Callee,
+                self.callee.clone(),
+                self.peer_call_id.clone(),
+            ),
+        };
+        tracing::debug!(call_id = %self.id, ?party, digit = %dtmf.digit, "DTMF");
+        if dtmf.source == DtmfSource::SipInfo && self.phase == CallPhase::Talking {
+            if let Some(media) = &self.media {
+                let other = match side {
+                    Side::A => &media.b,
+                    Side::B => &media.a,
+                };
+                let _ = other.send_dtmf(&dtmf.digit.to_string());
+            }
+        }
+        self.services
+            .hub
+            .do_send(Publish(HubEvent::DtmfReceived(LegDtmf {
+                call_id: self.id.clone(),
+                leg_call_id,
+                party,
+                number,
+                digit: dtmf.digit.to_string(),
+                source: match dtmf.source {
+                    DtmfSource::Rfc4733 => "rfc4733",
+                    DtmfSource::InBand => "inband",
+                    DtmfSource::SipInfo => "info",
+                },
+                duration_ms: dtmf.duration_ms,
+                at: now_ms(),
+            })));
+    }
+
+    /// Records the answered call (caller left, callee right) when recording is on.
+    fn start_recording(&mut self, ctx: &mut Context<Self>) {
+        let settings = &self.services.settings;
+        let Some(media) = self.media.as_mut() else {
+            return;
+        };
+        if !settings.recording || media.recording.is_some() {
+            return;
+        }
+        let day = chrono::Local::now().format("%Y-%m-%d").to_string();
+        let dir = settings.records_dir.join(day);
+        let path = dir.join(format!("{}.wav", file_safe(&self.id)));
+        let writer = std::fs::create_dir_all(&dir)
+            .map_err(|e| e.to_string())
+            .and_then(|()| WavWriter::create_stereo(&path).map_err(|e| e.to_string()));
+        let writer = match writer {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(call_id = %self.id, "cannot record: {e}");
+                return;
+            }
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        match self
+            .services
+            .media
+            .record(writer, Some(&media.a), Some(&media.b), tx)
+        {
+            Ok(recording) => {
+                media.recording = Some(recording);
+                self.record_path = Some(path.display().to_string());
+                let me = ctx.address();
+                tokio::spawn(async move {
+                    if let Some(event) = rx.recv().await {
+                        if me.connected() {
+                            me.do_send(MediaNotice(event));
+                        } else if let MediaEvent::RecordingFinished { result: Err(e), .. } = event {
+                            tracing::warn!("recording failed: {e}");
+                        }
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(call_id = %self.id, "cannot record: {e}"),
+        }
+    }
+
+    /// Music on hold for the party put on hold (it answered the hold re-INVITE with
+    /// `recvonly`); stopped when it is taken off hold.
+    fn update_music_on_hold(&mut self, answerer: Side, dir: SdpDirection) {
+        let Some(music) = self.services.settings.music_on_hold.clone() else {
+            return;
+        };
+        let Some(media) = self.media.as_mut() else {
+            return;
+        };
+        let held = dir == SdpDirection::RecvOnly;
+        match (held, media.music_on_hold) {
+            (true, None) => {
+                let _ = media.side(answerer).play(Playback::new(
+                    MUSIC_ON_HOLD_PLAYBACK,
+                    Source::looping(music),
+                ));
+                media.music_on_hold = Some(answerer);
+            }
+            (false, Some(side)) => {
+                let _ = media.side(side).stop_playback();
+                media.music_on_hold = None;
+            }
+            _ => {}
+        }
     }
 
     fn log_row(&self, end: i64) -> calllog::Model {
@@ -923,6 +1135,7 @@ impl Call {
             pickup_time: self.pickup_ms.unwrap_or(0),
             hungupside: self.hungup.unwrap_or(EndedBy::System).as_str().into(),
             peercallid: self.peer_call_id.clone(),
+            record_voice: self.record_path.clone().unwrap_or_default(),
             ..calllog::Model::default()
         }
     }
@@ -986,29 +1199,50 @@ impl Handler<LegEvent> for Call {
     }
 }
 
-/// Event from the relay task (timeout, DTMF) — rare, never per packet.
+/// Event from the media engine (timeout, DTMF, end of a prompt): rare, never per packet.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct RelayNotice(pub RelayEvent);
+pub struct MediaNotice(pub MediaEvent);
 
-impl Handler<RelayNotice> for Call {
+impl Handler<MediaNotice> for Call {
     type Result = ();
-    fn handle(&mut self, msg: RelayNotice, ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: MediaNotice, ctx: &mut Self::Context) {
+        let side_of = |act: &Self, endpoint| {
+            let media = act.media.as_ref()?;
+            if media.a.id() == endpoint {
+                Some(Side::A)
+            } else if media.b.id() == endpoint {
+                Some(Side::B)
+            } else {
+                None
+            }
+        };
         match msg.0 {
-            RelayEvent::Timeout => {
-                tracing::info!(call_id = %self.id, "no RTP: hanging up");
+            MediaEvent::Timeout { endpoint } => {
+                tracing::info!(call_id = %self.id, endpoint, "no RTP: hanging up");
                 self.hungup.get_or_insert(EndedBy::System);
                 if let Some(a) = &self.caller_leg {
                     a.do_send(Hangup);
                 }
+                if let Some(b) = self.answered.and_then(|id| self.forks.get(&id)) {
+                    b.leg.do_send(Hangup);
+                }
                 self.cancel_forks(None);
                 self.end(ctx);
             }
-            RelayEvent::Dtmf { side, digit } => {
-                tracing::debug!(call_id = %self.id, ?side, %digit, "DTMF");
+            MediaEvent::Dtmf { endpoint, dtmf } => {
+                if let Some(side) = side_of(self, endpoint) {
+                    self.on_dtmf(side, dtmf);
+                }
             }
-            RelayEvent::Failed { side, error } => {
-                tracing::warn!(call_id = %self.id, ?side, "relay socket failed: {error}");
+            MediaEvent::Failed { endpoint, error } => {
+                tracing::warn!(call_id = %self.id, endpoint, "media socket failed: {error}");
+            }
+            MediaEvent::PlaybackFinished { .. } => {}
+            MediaEvent::RecordingFinished { result, .. } => {
+                if let Err(e) = result {
+                    tracing::warn!(call_id = %self.id, "recording failed: {e}");
+                }
             }
         }
     }

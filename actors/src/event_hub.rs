@@ -67,12 +67,39 @@ pub struct ExtensionStateChanged {
     pub at: i64,
 }
 
+/// Which party of a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Party {
+    Caller,
+    Callee,
+}
+
+/// A key pressed on one leg of a call: exactly one event per press, whichever way the
+/// phone sent it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LegDtmf {
+    pub call_id: String,
+    /// The Call-ID of the leg the key came from.
+    pub leg_call_id: String,
+    pub party: Party,
+    /// The number of the party that pressed it.
+    pub number: String,
+    /// `0-9`, `*`, `#`, `A-D`.
+    pub digit: String,
+    /// `rfc4733`, `inband` or `info`.
+    pub source: &'static str,
+    pub duration_ms: u32,
+    pub at: i64,
+}
+
 #[derive(Debug, Clone, Message, Serialize)]
 #[rtype(result = "()")]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum HubEvent {
     Call(CallStateChanged),
     Extension(ExtensionStateChanged),
+    DtmfReceived(LegDtmf),
 }
 
 /// Command: deliver every future event to `subscriber`.

@@ -9,6 +9,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use bytes::Bytes;
 
+use crate::media::dtmf::{parse_sip_info, DtmfReceived};
 use crate::router::{TrackDialog, TrackTransaction, UntrackDialog};
 use crate::services::Services;
 use crate::sip::dialog::Dialog;
@@ -124,8 +125,22 @@ pub enum LegEventKind {
     ReofferAnswered {
         result: Result<Bytes, u16>,
     },
+    /// A key pressed, sent as SIP INFO (keys in RTP are the media engine's to report).
+    Dtmf {
+        dtmf: DtmfReceived,
+    },
     /// The leg actor stopped; the call may forget it.
     Gone,
+}
+
+/// Whether an INFO carries a key press (RFC 2976 usage by phones and gateways).
+fn is_dtmf_info(content_type: Option<&str>) -> bool {
+    let Some(ct) = content_type else {
+        return false;
+    };
+    let mime = ct.split(';').next().unwrap_or_default().trim();
+    mime.eq_ignore_ascii_case("application/dtmf-relay")
+        || mime.eq_ignore_ascii_case("application/dtmf")
 }
 
 #[derive(Message, Debug, Clone)]
@@ -406,6 +421,21 @@ impl Leg {
                 let sdp = req.body.clone();
                 self.pending_reoffer = Some((key, req));
                 self.emit(LegEventKind::Reoffer { sdp });
+            }
+            Method::Info if is_dtmf_info(req.content_type()) => {
+                // RFC 2976 INFO with a key press (application/dtmf-relay or /dtmf).
+                match parse_sip_info(req.content_type().unwrap_or_default(), &req.body) {
+                    Ok(dtmf) => {
+                        self.services.endpoint.respond(&key, reply(200, "OK"));
+                        self.emit(LegEventKind::Dtmf { dtmf });
+                    }
+                    Err(e) => {
+                        tracing::debug!("bad DTMF INFO: {e}");
+                        self.services
+                            .endpoint
+                            .respond(&key, reply(400, "Bad DTMF Body"));
+                    }
+                }
             }
             Method::Options | Method::Info => {
                 let mut resp = reply(200, "OK");

@@ -5,7 +5,8 @@
 //!   parsing (`message`), the RFC 3261 transaction layer (`transaction`), dialogs
 //!   (`dialog`), digest authentication (`digest`), SDP (`sdp`), and the socket task around
 //!   the transaction layer (`endpoint`). Sans-IO where possible; tested without sockets.
-//! - `media/` — RTP without actix: port allocation (`ports`) and the relay task (`relay`).
+//! - `media/` — RTP without actix: port allocation (`ports`), the media engine thread
+//!   (`engine`: forwarding, playback, recording, mixing, DTMF) and its DSP parts.
 //! - One file per actor: `router` (`SipRouter`: SIP events to their actor, the numbering
 //!   plan), `extension` (`Extension`: registrar, phone state), `call` (`Call`: one call, its
 //!   legs and relay, its call-log row), `leg` (`Leg`: one SIP dialog), `event_hub`
@@ -35,6 +36,8 @@ pub enum Error {
     Sip(String),
     #[error("media: {0}")]
     Media(#[from] media::PortError),
+    #[error("{0}")]
+    MediaEngine(#[from] media::engine::EngineError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }

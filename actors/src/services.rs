@@ -2,6 +2,7 @@
 //! the call-log writer, media ports and the switch's settings. Cloned into each actor.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use actix::Addr;
 
 use crate::call_log_writer::CallLogWriter;
 use crate::event_hub::EventHub;
+use crate::media::engine::MediaEngine;
 use crate::media::PortAllocator;
 use crate::router::SipRouter;
 use crate::sip::digest::DigestServer;
@@ -27,6 +29,12 @@ pub struct SwitchSettings {
     pub user_agent: String,
     /// OPTIONS keep-alive period for phones behind NAT.
     pub keepalive_interval: Duration,
+    /// Record answered calls (`[recording] enabled`).
+    pub recording: bool,
+    /// Where recordings go (one folder per day below it).
+    pub records_dir: PathBuf,
+    /// What a party put on hold hears; `None` passes the holder's audio through.
+    pub music_on_hold: Option<Arc<[i16]>>,
 }
 
 impl Default for SwitchSettings {
@@ -37,6 +45,9 @@ impl Default for SwitchSettings {
             ring_timeout: Duration::from_secs(60),
             user_agent: format!("ctiswitch/{}", env!("CARGO_PKG_VERSION")),
             keepalive_interval: crate::extension::KEEPALIVE_INTERVAL,
+            recording: false,
+            records_dir: PathBuf::from("data/records"),
+            music_on_hold: None,
         }
     }
 }
@@ -48,6 +59,7 @@ pub struct Services {
     pub hub: Addr<EventHub>,
     pub call_log: Addr<CallLogWriter>,
     pub ports: Arc<PortAllocator>,
+    pub media: MediaEngine,
     pub digest: Arc<DigestServer>,
     pub settings: Arc<SwitchSettings>,
 }

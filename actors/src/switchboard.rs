@@ -15,6 +15,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use crate::call_log_writer::{CallLogWriter, Flush};
 use crate::event_hub::EventHub;
 use crate::extension::{Extension, ExtensionKind, Retire, SetPassword};
+use crate::media::engine::MediaEngine;
 use crate::media::PortAllocator;
 use crate::router::{Directory, HangupAll, SipInbound, SipRouter, TrunkRoute};
 use crate::services::{Services, SwitchSettings};
@@ -36,6 +37,12 @@ pub struct SwitchboardConfig {
     pub rtp_timeout: Duration,
     pub ring_timeout: Duration,
     pub keepalive_interval: Duration,
+    /// Record answered calls.
+    pub recording: bool,
+    /// Where recordings go.
+    pub records_dir: std::path::PathBuf,
+    /// What a held party hears; `None` passes the holder's audio through.
+    pub music_on_hold: Option<Arc<[i16]>>,
 }
 
 /// The running core.
@@ -44,6 +51,7 @@ pub struct Switchboard {
     pub hub: Addr<EventHub>,
     pub call_log: Addr<CallLogWriter>,
     pub endpoint: EndpointHandle,
+    pub media: MediaEngine,
 }
 
 /// Reads the numbering plan. Extensions already running in `current` keep their actor
@@ -136,6 +144,7 @@ impl Switchboard {
             LayerConfig::default(),
             Arc::new(move |inbound| deliver_to.do_send(SipInbound(inbound))),
         )?;
+        let media = MediaEngine::start()?;
         let secret: String = (0..32)
             .map(|_| char::from(b'a' + rand::random::<u8>() % 26))
             .collect();
@@ -148,12 +157,16 @@ impl Switchboard {
                 config.media_bind,
                 config.rtp_ports.clone(),
             )?),
+            media: media.clone(),
             digest: Arc::new(DigestServer::new(config.realm.clone(), secret)),
             settings: Arc::new(SwitchSettings {
                 media_ip: config.media_ip,
                 rtp_timeout: config.rtp_timeout,
                 ring_timeout: config.ring_timeout,
                 keepalive_interval: config.keepalive_interval,
+                recording: config.recording,
+                records_dir: config.records_dir.clone(),
+                music_on_hold: config.music_on_hold.clone(),
                 ..SwitchSettings::default()
             }),
         };
@@ -165,6 +178,7 @@ impl Switchboard {
             hub,
             call_log,
             endpoint,
+            media,
         })
     }
 
@@ -183,5 +197,8 @@ impl Switchboard {
             Err(e) => tracing::error!("call-log writer gone: {e}"),
         }
         self.endpoint.shutdown();
+        // Finishes the recordings of calls that just ended and closes every RTP socket.
+        let media = self.media.clone();
+        let _ = tokio::task::spawn_blocking(move || media.shutdown()).await;
     }
 }

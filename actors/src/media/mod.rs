@@ -1,7 +1,11 @@
 //! Media plumbing: plain Rust and tokio, no actix.
 //!
 //! - [`ports`]: RTP/RTCP port pairs from a configured range, bound on the media address.
-//! - [`relay`]: the per-call RTP relay task and its control handle.
+//! - [`relay`]: the per-call RTP relay task and its control handle (the engine's
+//!   predecessor, kept for its tests and benchmark baseline).
+//! - [`engine`]: the media engine thread owning every RTP socket: forwarding between
+//!   bridged legs, playback, recording, conference mixing, DTMF (see its docs).
+//! - [`poller`]: the level-triggered epoll set and waker under the engine.
 //!
 //! Sans-IO building blocks of the media engine (issue 4), all on the 8 kHz / 20 ms grid
 //! of [`frame`]:
@@ -15,14 +19,18 @@
 //! - [`playback`]: prompts, music on hold, playlists, tones as frame sources; playbacks
 //!   with stop-on-DTMF and a once-only finished event.
 //! - [`mixer`]: the conference mixer (talk, listen-only, whisper, muted).
+//! - [`moh`]: the built-in music on hold.
 //! - [`tts`]: text-to-speech engines (espeak-ng, HTTP) behind a trait, with a cache.
 
 pub mod dtmf;
+pub mod engine;
 pub mod frame;
 pub mod g711;
 pub mod jitter;
 pub mod mixer;
+pub mod moh;
 pub mod playback;
+pub mod poller;
 pub mod ports;
 pub mod relay;
 pub mod rtp_out;

@@ -1,0 +1,460 @@
+//! The media engine over real loopback sockets: simulated phones (plain UDP sockets that
+//! send and receive G.711 RTP) against endpoints of a running engine thread.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actors::media::dtmf::{tone_amplitude, DtmfSource};
+use actors::media::engine::{Codec, Endpoint, MediaEngine, MediaEvent};
+use actors::media::frame::{FRAME_SAMPLES, SAMPLE_RATE_HZ};
+use actors::media::g711::Law;
+use actors::media::mixer::MixMode;
+use actors::media::playback::{Playback, Source, StopReason};
+use actors::media::relay::Latching;
+use actors::media::rtp_out::{parse_rtp, write_header, RTP_HEADER_LEN};
+use actors::media::tone::ToneGenerator;
+use actors::media::wav::{read_wav, WavWriter};
+use actors::media::PortAllocator;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+
+const PT_EVENT: u8 = 101;
+
+/// A phone: one UDP socket that sends a sine (or DTMF events) as PCMU and collects
+/// everything it receives.
+struct Phone {
+    socket: UdpSocket,
+    ssrc: u32,
+    seq: u16,
+    ts: u32,
+    phase: usize,
+    freq: f32,
+}
+
+impl Phone {
+    fn new(freq: f32) -> Self {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.set_nonblocking(true).unwrap();
+        Self {
+            socket,
+            ssrc: rand_ssrc(),
+            seq: 1,
+            ts: 0,
+            phase: 0,
+            freq,
+        }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.socket.local_addr().unwrap()
+    }
+
+    fn send_audio(&mut self, to: SocketAddr) {
+        let mut pkt = [0u8; RTP_HEADER_LEN + FRAME_SAMPLES];
+        write_header(&mut pkt, false, 0, self.seq, self.ts, self.ssrc).unwrap();
+        for i in 0..FRAME_SAMPLES {
+            let t = (self.phase + i) as f32 / SAMPLE_RATE_HZ as f32;
+            let s = if self.freq > 0.0 {
+                (8_000.0 * (2.0 * std::f32::consts::PI * self.freq * t).sin()) as i16
+            } else {
+                0
+            };
+            pkt[RTP_HEADER_LEN + i] = Law::Ulaw.encode(s);
+        }
+        self.phase += FRAME_SAMPLES;
+        self.seq = self.seq.wrapping_add(1);
+        self.ts = self.ts.wrapping_add(FRAME_SAMPLES as u32);
+        self.socket.send_to(&pkt, to).unwrap();
+    }
+
+    fn send_event(&mut self, to: SocketAddr, event: u8, end: bool, duration: u16, marker: bool) {
+        let mut pkt = [0u8; RTP_HEADER_LEN + 4];
+        write_header(&mut pkt, marker, PT_EVENT, self.seq, self.ts, self.ssrc).unwrap();
+        self.seq = self.seq.wrapping_add(1);
+        pkt[12] = event;
+        pkt[13] = if end { 0x80 } else { 0 } | 10;
+        pkt[14..16].copy_from_slice(&duration.to_be_bytes());
+        self.socket.send_to(&pkt, to).unwrap();
+    }
+
+    /// Everything received so far: (header, decoded samples) per audio packet.
+    fn drain(&self, into: &mut Received) {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, _)) = self.socket.recv_from(&mut buf) {
+            let Ok(p) = parse_rtp(&buf[..n]) else {
+                into.bad += 1;
+                continue;
+            };
+            if p.header.payload_type == PT_EVENT {
+                into.events += 1;
+                continue;
+            }
+            let law = Law::from_payload_type(p.header.payload_type).unwrap();
+            into.ssrcs.push(p.header.ssrc);
+            into.seqs.push(p.header.sequence);
+            into.samples
+                .extend(p.payload.iter().map(|&c| law.decode(c)));
+        }
+    }
+}
+
+#[derive(Default)]
+struct Received {
+    samples: Vec<i16>,
+    ssrcs: Vec<u32>,
+    seqs: Vec<u16>,
+    events: usize,
+    bad: usize,
+}
+
+impl Received {
+    fn amplitude(&self, freq: f32) -> f32 {
+        // The last second: every stream has settled by then.
+        let n = self.samples.len().min(8_000);
+        tone_amplitude(&self.samples[self.samples.len() - n..], freq)
+    }
+}
+
+fn rand_ssrc() -> u32 {
+    rand::random()
+}
+
+struct Rig {
+    engine: MediaEngine,
+    ports: PortAllocator,
+}
+
+impl Rig {
+    fn new() -> Self {
+        Self {
+            engine: MediaEngine::start().unwrap(),
+            ports: PortAllocator::new("127.0.0.1".parse().unwrap(), 42000..=43999).unwrap(),
+        }
+    }
+
+    fn endpoint(&self, phone: &Phone) -> (Endpoint, UnboundedReceiver<MediaEvent>) {
+        let (tx, rx) = unbounded_channel();
+        let ep = self
+            .engine
+            .open(self.ports.allocate().unwrap(), Latching::Any, tx)
+            .unwrap();
+        ep.set_remote(Some(phone.addr())).unwrap();
+        ep.set_codec(Codec {
+            law: Law::Ulaw,
+            dtmf_pt: Some(PT_EVENT),
+        })
+        .unwrap();
+        (ep, rx)
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        self.engine.shutdown();
+    }
+}
+
+/// Runs `phones` in real time for `seconds`: each sends 20 ms of its tone per tick.
+fn talk(phones: &mut [(&mut Phone, SocketAddr)], seconds: f32, received: &mut [Received]) {
+    let start = Instant::now();
+    let mut tick = 0u32;
+    while start.elapsed().as_secs_f32() < seconds {
+        for (phone, to) in phones.iter_mut() {
+            if phone.freq >= 0.0 {
+                phone.send_audio(*to);
+            }
+        }
+        for ((phone, _), r) in phones.iter().zip(received.iter_mut()) {
+            phone.drain(r);
+        }
+        tick += 1;
+        let due = start + Duration::from_millis(20 * u64::from(tick));
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    for ((phone, _), r) in phones.iter().zip(received.iter_mut()) {
+        phone.drain(r);
+    }
+}
+
+fn next_event(rx: &mut UnboundedReceiver<MediaEvent>, within: Duration) -> Option<MediaEvent> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(ev) = rx.try_recv() {
+            return Some(ev);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn connected_endpoints_carry_each_side_to_the_other_on_one_continuous_stream() {
+    let rig = Rig::new();
+    let mut a = Phone::new(440.0);
+    let mut b = Phone::new(1000.0);
+    let (ea, _ra) = rig.endpoint(&a);
+    let (eb, _rb) = rig.endpoint(&b);
+    ea.connect(&eb).unwrap();
+    let (ta, tb) = (ea.local_addr(), eb.local_addr());
+    let mut rx = [Received::default(), Received::default()];
+    talk(&mut [(&mut a, ta), (&mut b, tb)], 1.5, &mut rx);
+    let [heard_by_a, heard_by_b] = &rx;
+    assert!(
+        heard_by_a.samples.len() >= 60 * FRAME_SAMPLES,
+        "A got {} samples",
+        heard_by_a.samples.len()
+    );
+    assert!(heard_by_a.amplitude(1000.0) > 4_000.0);
+    assert!(heard_by_a.amplitude(440.0) < 100.0);
+    assert!(heard_by_b.amplitude(440.0) > 4_000.0);
+    // One SSRC, consecutive sequence numbers.
+    assert!(heard_by_b.ssrcs.windows(2).all(|w| w[0] == w[1]));
+    assert!(heard_by_b
+        .seqs
+        .windows(2)
+        .all(|w| w[1] == w[0].wrapping_add(1)));
+    assert_eq!(ea.stats().bad, 0);
+    assert!(ea.stats().forwarded >= 60);
+}
+
+#[test]
+fn a_prompt_replaces_the_peer_then_the_stream_continues() {
+    let rig = Rig::new();
+    let mut a = Phone::new(440.0);
+    let mut b = Phone::new(-1.0); // B only listens
+    let (ea, _ra) = rig.endpoint(&a);
+    let (eb, mut events_b) = rig.endpoint(&b);
+    ea.connect(&eb).unwrap();
+    let tone: Arc<[i16]> = (0..8_000)
+        .map(|i| {
+            (8_000.0 * (2.0 * std::f32::consts::PI * 1500.0 * i as f32 / 8_000.0).sin()) as i16
+        })
+        .collect::<Vec<_>>()
+        .into();
+    eb.play(Playback::new(7, Source::prompt(tone))).unwrap();
+    let (ta, tb) = (ea.local_addr(), eb.local_addr());
+    let mut rx = [Received::default(), Received::default()];
+    talk(&mut [(&mut a, ta), (&mut b, tb)], 0.9, &mut rx);
+    let prompt_part = tone_amplitude(&rx[1].samples, 1500.0);
+    assert!(prompt_part > 4_000.0, "prompt heard at {prompt_part}");
+    assert!(
+        tone_amplitude(&rx[1].samples, 440.0) < 200.0,
+        "A must not be heard over the prompt"
+    );
+    match next_event(&mut events_b, Duration::from_secs(2)) {
+        Some(MediaEvent::PlaybackFinished { endpoint, finished }) => {
+            assert_eq!(endpoint, eb.id());
+            assert_eq!(finished.id, 7);
+            assert_eq!(finished.reason, StopReason::Completed);
+            assert_eq!(finished.frames_played, 50);
+        }
+        other => panic!("expected PlaybackFinished, got {other:?}"),
+    }
+    let mut after = [Received::default(), Received::default()];
+    talk(&mut [(&mut a, ta), (&mut b, tb)], 0.6, &mut after);
+    assert!(
+        after[1].amplitude(440.0) > 4_000.0,
+        "A is heard again after the prompt"
+    );
+    let all_ssrcs: Vec<u32> = rx[1].ssrcs.iter().chain(&after[1].ssrcs).copied().collect();
+    assert!(
+        all_ssrcs.windows(2).all(|w| w[0] == w[1]),
+        "one SSRC across the switch"
+    );
+    assert!(
+        next_event(&mut events_b, Duration::from_millis(100)).is_none(),
+        "finished once"
+    );
+}
+
+#[test]
+fn a_three_member_room_each_hears_the_others_and_not_itself() {
+    let rig = Rig::new();
+    let room = rig.engine.create_room().unwrap();
+    let freqs = [440.0, 1000.0, 1500.0];
+    let mut phones: Vec<Phone> = freqs.iter().map(|f| Phone::new(*f)).collect();
+    let eps: Vec<_> = phones.iter().map(|p| rig.endpoint(p)).collect();
+    for (ep, _) in &eps {
+        ep.join(&room, MixMode::TalkListen).unwrap();
+    }
+    let targets: Vec<_> = eps.iter().map(|(e, _)| e.local_addr()).collect();
+    let mut rx: Vec<Received> = (0..3).map(|_| Received::default()).collect();
+    {
+        let mut refs: Vec<_> = phones.iter_mut().zip(targets.iter().copied()).collect();
+        talk(&mut refs, 1.5, &mut rx);
+    }
+    for (i, r) in rx.iter().enumerate() {
+        for (j, f) in freqs.iter().enumerate() {
+            let a = r.amplitude(*f);
+            if i == j {
+                assert!(a < 150.0, "member {i} hears itself ({a})");
+            } else {
+                assert!(a > 3_000.0, "member {i} hears member {j} at only {a}");
+            }
+        }
+    }
+    // Member 2 becomes listen-only; member 0 whispers to member 1.
+    eps[2].0.set_mix_mode(MixMode::ListenOnly).unwrap();
+    eps[0]
+        .0
+        .set_mix_mode(MixMode::Whisper { to: eps[1].0.id() })
+        .unwrap();
+    let mut rx2: Vec<Received> = (0..3).map(|_| Received::default()).collect();
+    {
+        let mut refs: Vec<_> = phones.iter_mut().zip(targets.iter().copied()).collect();
+        talk(&mut refs, 1.5, &mut rx2);
+    }
+    // Listen-only: nobody hears member 2; member 2 hears member 1 (not the whisper).
+    assert!(rx2[0].amplitude(1500.0) < 150.0);
+    assert!(rx2[1].amplitude(1500.0) < 150.0);
+    assert!(rx2[2].amplitude(1000.0) > 3_000.0);
+    // Whisper: only member 1 hears member 0.
+    assert!(rx2[1].amplitude(440.0) > 3_000.0);
+    assert!(rx2[2].amplitude(440.0) < 150.0);
+    drop(room);
+}
+
+#[test]
+fn a_recording_has_the_left_party_left_and_the_right_party_right() {
+    let rig = Rig::new();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("call.wav");
+    let mut a = Phone::new(440.0);
+    let mut b = Phone::new(1000.0);
+    let (ea, _ra) = rig.endpoint(&a);
+    let (eb, _rb) = rig.endpoint(&b);
+    ea.connect(&eb).unwrap();
+    let (tx, mut rec_events) = unbounded_channel();
+    let recording = rig
+        .engine
+        .record(
+            WavWriter::create_stereo(&path).unwrap(),
+            Some(&ea),
+            Some(&eb),
+            tx,
+        )
+        .unwrap();
+    let (ta, tb) = (ea.local_addr(), eb.local_addr());
+    let mut rx = [Received::default(), Received::default()];
+    talk(&mut [(&mut a, ta), (&mut b, tb)], 2.0, &mut rx);
+    // Recording does not disturb the relay.
+    assert!(rx[0].amplitude(1000.0) > 4_000.0);
+    recording.stop();
+    let summary = match next_event(&mut rec_events, Duration::from_secs(2)) {
+        Some(MediaEvent::RecordingFinished { result, .. }) => result.unwrap(),
+        other => panic!("expected RecordingFinished, got {other:?}"),
+    };
+    let secs = summary.duration_ms() as f32 / 1000.0;
+    assert!((1.9..2.4).contains(&secs), "recorded {secs} s");
+    let wav = read_wav("call.wav", &std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(wav.channels, 2);
+    let left: Vec<i16> = wav.samples.chunks(2).map(|c| c[0]).collect();
+    let right: Vec<i16> = wav.samples.chunks(2).map(|c| c[1]).collect();
+    let mid = |v: &[i16]| v[v.len() / 4..v.len() * 3 / 4].to_vec();
+    assert!(tone_amplitude(&mid(&left), 440.0) > 4_000.0);
+    assert!(tone_amplitude(&mid(&left), 1000.0) < 150.0);
+    assert!(tone_amplitude(&mid(&right), 1000.0) > 4_000.0);
+    assert!(tone_amplitude(&mid(&right), 440.0) < 150.0);
+}
+
+#[test]
+fn rfc4733_and_inband_presses_are_each_reported_once() {
+    let rig = Rig::new();
+    let mut a = Phone::new(0.0);
+    let (ea, mut events) = rig.endpoint(&a);
+    let to = ea.local_addr();
+    // RFC 4733: start, two updates, three end packets (one timestamp) per digit.
+    for (event, digit) in [(1u8, '1'), (11, '#')] {
+        a.ts = a.ts.wrapping_add(1_600);
+        a.send_event(to, event, false, 160, true);
+        a.send_event(to, event, false, 480, false);
+        a.send_event(to, event, false, 800, false);
+        for _ in 0..3 {
+            a.send_event(to, event, true, 960, false);
+        }
+        match next_event(&mut events, Duration::from_secs(2)) {
+            Some(MediaEvent::Dtmf { dtmf, .. }) => {
+                assert_eq!(dtmf.digit, digit);
+                assert_eq!(dtmf.source, DtmfSource::Rfc4733);
+            }
+            other => panic!("expected a digit, got {other:?}"),
+        }
+    }
+    assert!(next_event(&mut events, Duration::from_millis(200)).is_none());
+
+    // In-band on a gateway leg that never sends telephone-events.
+    let mut g = Phone::new(0.0);
+    let (eg, mut gevents) = rig.endpoint(&g);
+    eg.set_inband_dtmf(true).unwrap();
+    let to = eg.local_addr();
+    let mut tones = ToneGenerator::dtmf('7', 120, 120).unwrap();
+    let mut frame = [0i16; FRAME_SAMPLES];
+    let start = Instant::now();
+    for tick in 0..30u64 {
+        let more = tones.next_frame(&mut frame);
+        let mut pkt = [0u8; RTP_HEADER_LEN + FRAME_SAMPLES];
+        write_header(&mut pkt, false, 0, g.seq, g.ts, g.ssrc).unwrap();
+        for (o, s) in pkt[RTP_HEADER_LEN..].iter_mut().zip(frame.iter()) {
+            *o = Law::Ulaw.encode(if more { *s } else { 0 });
+        }
+        g.seq += 1;
+        g.ts += FRAME_SAMPLES as u32;
+        g.socket.send_to(&pkt, to).unwrap();
+        let due = start + Duration::from_millis(20 * (tick + 1));
+        if let Some(w) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(w);
+        }
+    }
+    match next_event(&mut gevents, Duration::from_secs(2)) {
+        Some(MediaEvent::Dtmf { dtmf, .. }) => {
+            assert_eq!(dtmf.digit, '7');
+            assert_eq!(dtmf.source, DtmfSource::InBand);
+        }
+        other => panic!("expected an in-band digit, got {other:?}"),
+    }
+    assert!(next_event(&mut gevents, Duration::from_millis(300)).is_none());
+}
+
+#[test]
+fn silence_from_a_phone_ends_in_one_timeout_and_bad_packets_are_counted() {
+    let rig = Rig::new();
+    let a = Phone::new(0.0);
+    let (ea, mut events) = rig.endpoint(&a);
+    let to = ea.local_addr();
+    // Garbage: too short, wrong version, lying CSRC count.
+    a.socket.send_to(&[0x80, 0, 1], to).unwrap();
+    a.socket.send_to(&[0x40; 40], to).unwrap();
+    a.socket
+        .send_to(&[0x8f, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0], to)
+        .unwrap();
+    ea.arm_timeout(Some(Duration::from_millis(1_000))).unwrap();
+    match next_event(&mut events, Duration::from_secs(3)) {
+        Some(MediaEvent::Timeout { endpoint }) => assert_eq!(endpoint, ea.id()),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert!(
+        next_event(&mut events, Duration::from_millis(1_200)).is_none(),
+        "reported once"
+    );
+    let stats = ea.stats();
+    assert_eq!(stats.bad, 2, "{stats:?}");
+}
+
+#[test]
+fn rfc4733_digits_are_sent_to_a_phone() {
+    let rig = Rig::new();
+    let a = Phone::new(0.0);
+    let (ea, _events) = rig.endpoint(&a);
+    ea.send_dtmf("12").unwrap();
+    std::thread::sleep(Duration::from_millis(900));
+    let mut r = Received::default();
+    a.drain(&mut r);
+    // Per digit: start + updates every 50 ms over 100 ms + 3 ends.
+    assert!(r.events >= 8, "got {} event packets", r.events);
+    assert_eq!(r.bad, 0);
+}
