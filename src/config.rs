@@ -25,6 +25,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub storage: StorageConfig,
     pub recording: RecordingConfig,
+    pub tts: TtsConfig,
     pub callbacks: CallbacksConfig,
     pub log: LogConfig,
     pub extensions: Vec<entities::provision::ExtensionInput>,
@@ -91,6 +92,32 @@ impl Default for MediaConfig {
 pub const MUSIC_ON_HOLD_BUILTIN: &str = "builtin";
 /// `[media] music_on_hold` for no music (the holder's audio passes through).
 pub const MUSIC_ON_HOLD_OFF: &str = "off";
+
+/// `[tts]`: how prompts given as text are spoken.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TtsConfig {
+    /// `espeak-ng` (the local program), `http` (GET `url`) or `off`.
+    pub engine: String,
+    /// espeak-ng voice (e.g. `en-us`, `cmn`); empty for its default.
+    pub voice: String,
+    /// For `http`: a URL with `{text}` where the percent-encoded text goes; the answer
+    /// is a WAV file.
+    pub url: String,
+    /// Seconds an engine may take for one text.
+    pub timeout: u64,
+}
+
+impl Default for TtsConfig {
+    fn default() -> Self {
+        Self {
+            engine: "espeak-ng".into(),
+            voice: String::new(),
+            url: String::new(),
+            timeout: 10,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -262,6 +289,25 @@ impl Config {
         if self.media.rtp_timeout == 0 {
             return Err(bad("media.rtp_timeout", "must be at least 1 second"));
         }
+        match self.tts.engine.trim() {
+            "espeak-ng" | "off" => {}
+            "http" if self.tts.url.contains("{text}") => {}
+            "http" => {
+                return Err(bad(
+                    "tts.url",
+                    "must contain {text} when tts.engine = \"http\"",
+                ))
+            }
+            other => {
+                return Err(bad(
+                    "tts.engine",
+                    &format!("`{other}` is not one of espeak-ng, http, off"),
+                ))
+            }
+        }
+        if self.tts.timeout == 0 {
+            return Err(bad("tts.timeout", "must be at least 1 second"));
+        }
         let url = self.database.url.as_str();
         if !["sqlite:", "postgres:", "postgresql:", "mysql:"]
             .iter()
@@ -378,6 +424,7 @@ const ENV_SECTIONS: &[&str] = &[
     "database",
     "storage",
     "recording",
+    "tts",
     "callbacks",
     "log",
 ];

@@ -122,6 +122,26 @@ fn load_music_on_hold(config: &Config) -> Result<Option<Arc<[i16]>>, Error> {
     }
 }
 
+/// The `[tts]` engine behind a cache, or `None` when it is off.
+fn tts_engine(config: &Config) -> Result<Option<Arc<actors::media::tts::TtsCache>>, Error> {
+    use actors::media::tts::{EspeakEngine, HttpEngine, TtsCache, TtsEngine};
+    let timeout = std::time::Duration::from_secs(config.tts.timeout);
+    let engine: Arc<dyn TtsEngine> = match config.tts.engine.trim() {
+        "off" => return Ok(None),
+        "http" => Arc::new(
+            HttpEngine::new(config.tts.url.clone())
+                .map_err(|e| Error::Config(format!("key `tts.url`: {e}")))?
+                .with_timeout(timeout),
+        ),
+        _ => Arc::new(EspeakEngine {
+            voice: Some(config.tts.voice.trim().to_string()).filter(|v| !v.is_empty()),
+            timeout,
+            ..EspeakEngine::default()
+        }),
+    };
+    Ok(Some(Arc::new(TtsCache::new(engine))))
+}
+
 /// Connects to the configured database and applies pending migrations.
 pub async fn open_database(config: &Config) -> Result<DatabaseConnection, Error> {
     let db = entities::db::connect(&config.database.url).await?;
@@ -214,8 +234,9 @@ pub async fn start(config: Config) -> Result<Switch, Error> {
             ring_timeout: std::time::Duration::from_secs(config.sip.ring_timeout),
             keepalive_interval: std::time::Duration::from_secs(config.sip.keepalive),
             recording: config.recording.enabled,
-            records_dir,
+            records_dir: records_dir.clone(),
             music_on_hold,
+            tts: tts_engine(&config)?,
         },
         udp,
         tcp,
@@ -223,13 +244,15 @@ pub async fn start(config: Config) -> Result<Switch, Error> {
     .await
     .map_err(Error::Core)?;
 
+    let records_dir_for_http = records_dir;
     let ready = Arc::new(AtomicBool::new(false));
     let state = web::AppState::new(
         db.clone(),
         ready.clone(),
         sip_addr,
         Some(core.router.clone()),
-    );
+    )
+    .with_records_dir(records_dir_for_http);
     let http_listen = config.http_listen();
     let listener = std::net::TcpListener::bind(http_listen)
         .map_err(io_error(format!("cannot bind HTTP on {http_listen}")))?;

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use entities::calllog;
 
 use crate::call_log_writer::WriteCallLog;
+use crate::conference::{Admit, Conference, Depart, MemberDtmf};
 use crate::event_hub::{
     now_ms, CallState, CallStateChanged, Direction, HubEvent, LegDtmf, Party, Publish,
 };
@@ -205,6 +206,8 @@ pub struct Call {
     /// A re-INVITE in progress: which leg offered.
     reoffer_from: Option<LegId>,
     media: Option<CallMedia>,
+    /// The meet-me room the caller is in (the switch answered the call).
+    conference: Option<Addr<Conference>>,
     /// The recording's file (the call log's `recordVoice`).
     record_path: Option<String>,
     ring_timer: Option<SpawnHandle>,
@@ -253,6 +256,7 @@ impl Call {
             best_failure: None,
             reoffer_from: None,
             media: None,
+            conference: None,
             record_path: None,
             ring_timer: None,
             max_forwards,
@@ -482,7 +486,73 @@ impl Call {
                 self.group = Some(number);
                 self.ring_extensions(ctx, members);
             }
+            Route::Conference { number, room } => self.enter_conference(ctx, number, room),
         }
+    }
+
+    /// Answers the caller itself and hands its media endpoint to the room.
+    fn enter_conference(
+        &mut self,
+        ctx: &mut Context<Self>,
+        number: String,
+        room: Addr<Conference>,
+    ) {
+        let Some(offer) = &self.caller_sdp else {
+            return self.refuse(ctx, 488, "Not Acceptable Here");
+        };
+        let (codecs, events) = sdp::offered_codecs(offer, &SWITCH_CODECS);
+        let Some(codec) = codecs.first().copied() else {
+            return self.refuse(ctx, 488, "Not Acceptable Here");
+        };
+        self.codec = Some(codec);
+        let Some(answer) = self.caller_answer() else {
+            return self.refuse(ctx, 488, "Not Acceptable Here");
+        };
+        let Some(media) = &self.media else {
+            return self.refuse(ctx, 503, "Service Unavailable");
+        };
+        let _ = media.a.set_codec(MediaCodec {
+            law: law_of(&codec),
+            dtmf_pt: events,
+        });
+        // The room decodes the member's audio anyway: listening for keys sent as tones
+        // costs little and serves phones and gateways without RFC 4733.
+        let _ = media.a.set_inband_dtmf(true);
+        let _ = media
+            .a
+            .arm_timeout(Some(self.services.settings.rtp_timeout));
+        let endpoint = media.a.id();
+        self.step(CallInput::Answered);
+        let now = now_ms();
+        self.ring_ms = Some(now);
+        self.pickup_ms = Some(now);
+        self.callee = number;
+        if let Some(a) = &self.caller_leg {
+            a.do_send(Answer { sdp: answer });
+        }
+        self.publish(CallState::Talking, &self.id, None);
+        room.send(Admit {
+            call_id: self.id.clone(),
+            number: self.caller.number().to_string(),
+            endpoint,
+            call: ctx.address().recipient(),
+        })
+        .into_actor(self)
+        .map(|admitted, act, ctx| {
+            if let Err(e) = admitted
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+            {
+                tracing::warn!(call_id = %act.id, "conference refused the call: {e}");
+                act.hungup.get_or_insert(EndedBy::System);
+                if let Some(a) = &act.caller_leg {
+                    a.do_send(Hangup);
+                }
+                act.end(ctx);
+            }
+        })
+        .wait(ctx);
+        self.conference = Some(room);
     }
 
     fn ring_extensions(
@@ -967,6 +1037,11 @@ impl Call {
                 });
             }
         }
+        if let Some(room) = self.conference.take() {
+            room.do_send(Depart {
+                call_id: self.id.clone(),
+            });
+        }
         if let Some(mut media) = self.media.take() {
             // The recording first: it is finished before its endpoints close.
             if let Some(recording) = media.recording.take() {
@@ -998,6 +1073,12 @@ impl Call {
             ),
         };
         tracing::debug!(call_id = %self.id, ?party, digit = %dtmf.digit, "DTMF");
+        if let Some(room) = &self.conference {
+            room.do_send(MemberDtmf {
+                call_id: self.id.clone(),
+                digit: dtmf.digit,
+            });
+        }
         if dtmf.source == DtmfSource::SipInfo && self.phase == CallPhase::Talking {
             if let Some(media) = &self.media {
                 let other = match side {

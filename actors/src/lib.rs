@@ -10,12 +10,14 @@
 //! - One file per actor: `router` (`SipRouter`: SIP events to their actor, the numbering
 //!   plan), `extension` (`Extension`: registrar, phone state), `call` (`Call`: one call, its
 //!   legs and relay, its call-log row), `leg` (`Leg`: one SIP dialog), `event_hub`
-//!   (`EventHub`), `call_log_writer` (`CallLogWriter`: batched call-log rows).
+//!   (`EventHub`), `call_log_writer` (`CallLogWriter`: batched call-log rows),
+//!   `conference` (`Conference`: a meet-me room, its members and their mix modes).
 //! - `services` — what the switching actors share; `switchboard` — starting and stopping
 //!   all of it.
 
 pub mod call;
 pub mod call_log_writer;
+pub mod conference;
 pub mod event_hub;
 pub mod extension;
 pub mod leg;

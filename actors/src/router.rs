@@ -12,6 +12,7 @@ use actix::prelude::*;
 use entities::Target;
 
 use crate::call::{Call, CallSetup, Caller};
+use crate::conference::Conference;
 use crate::extension::{AuthVerdict, AuthorizeInvite, Extension, HandleRegister};
 use crate::leg::SipEvent;
 use crate::services::Services;
@@ -44,7 +45,8 @@ pub struct Directory {
     pub groups: HashMap<String, Vec<String>>,
     pub trunks: Vec<TrunkRoute>,
     pub access_numbers: HashMap<String, Target>,
-    pub conferences: Vec<String>,
+    /// Meet-me rooms by number.
+    pub conferences: HashMap<String, Addr<Conference>>,
     /// Where registered gateways send from: source address → trunk name.
     pub gateway_sources: HashMap<SocketAddr, String>,
 }
@@ -69,6 +71,11 @@ pub enum Route {
     Gateway {
         name: String,
         gateway: Addr<Extension>,
+    },
+    /// A meet-me room: the switch answers and the caller joins the room.
+    Conference {
+        number: String,
+        room: Addr<Conference>,
     },
     /// The call cannot be placed: answer the caller with this status.
     Refuse {
@@ -313,17 +320,19 @@ impl SipRouter {
         }
         if let Some(target) = self.directory.access_numbers.get(number) {
             return match target {
-                Target::Ext(n) | Target::Group(n) => self.resolve(&n.clone(), false, false),
-                Target::Ivr(_) | Target::Conference(_) => Route::Refuse {
+                Target::Ext(n) | Target::Group(n) | Target::Conference(n) => {
+                    self.resolve(&n.clone(), false, false)
+                }
+                Target::Ivr(_) => Route::Refuse {
                     status: 503,
                     reason: "Service Unavailable",
                 },
             };
         }
-        if self.directory.conferences.iter().any(|c| c == number) {
-            return Route::Refuse {
-                status: 503,
-                reason: "Service Unavailable",
+        if let Some(room) = self.directory.conferences.get(number) {
+            return Route::Conference {
+                number: number.to_string(),
+                room: room.clone(),
             };
         }
         if from_trunk && !allow_transit {
@@ -634,5 +643,24 @@ impl Handler<HangupAll> for SipRouter {
                 act.calls.len()
             }),
         )
+    }
+}
+
+/// Query: the meet-me rooms, by number (for the admin API).
+#[derive(Message)]
+#[rtype(result = "Vec<(String, Addr<Conference>)>")]
+pub struct ListConferences;
+
+impl Handler<ListConferences> for SipRouter {
+    type Result = MessageResult<ListConferences>;
+    fn handle(&mut self, _: ListConferences, _: &mut Self::Context) -> Self::Result {
+        let mut rooms: Vec<_> = self
+            .directory
+            .conferences
+            .iter()
+            .map(|(n, a)| (n.clone(), a.clone()))
+            .collect();
+        rooms.sort_by(|a, b| a.0.cmp(&b.0));
+        MessageResult(rooms)
     }
 }

@@ -11,6 +11,7 @@ use actix::Addr;
 use crate::call_log_writer::CallLogWriter;
 use crate::event_hub::EventHub;
 use crate::media::engine::MediaEngine;
+use crate::media::tts::TtsCache;
 use crate::media::PortAllocator;
 use crate::router::SipRouter;
 use crate::sip::digest::DigestServer;
@@ -60,6 +61,8 @@ pub struct Services {
     pub call_log: Addr<CallLogWriter>,
     pub ports: Arc<PortAllocator>,
     pub media: MediaEngine,
+    /// Text-to-speech for prompts; `None` when `[tts] engine = "off"`.
+    pub tts: Option<Arc<TtsCache>>,
     pub digest: Arc<DigestServer>,
     pub settings: Arc<SwitchSettings>,
 }

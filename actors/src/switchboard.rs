@@ -13,6 +13,7 @@ use sea_orm::DatabaseConnection;
 use tokio::net::{TcpListener, UdpSocket};
 
 use crate::call_log_writer::{CallLogWriter, Flush};
+use crate::conference::{Conference, Reconfigure};
 use crate::event_hub::EventHub;
 use crate::extension::{Extension, ExtensionKind, Retire, SetPassword};
 use crate::media::engine::MediaEngine;
@@ -43,6 +44,8 @@ pub struct SwitchboardConfig {
     pub records_dir: std::path::PathBuf,
     /// What a held party hears; `None` passes the holder's audio through.
     pub music_on_hold: Option<Arc<[i16]>>,
+    /// Text-to-speech for prompts.
+    pub tts: Option<Arc<crate::media::tts::TtsCache>>,
 }
 
 /// The running core.
@@ -101,11 +104,20 @@ pub async fn load_directory(
             directory.access_numbers.insert(access.number, target);
         }
     }
-    directory.conferences = repo::conferences::list(db)
-        .await?
-        .into_iter()
-        .map(|c| c.number)
-        .collect();
+    for room in repo::conferences::list(db).await? {
+        let addr = match current.conferences.get(&room.number) {
+            Some(addr) => {
+                addr.do_send(Reconfigure {
+                    pin: room.pin.clone(),
+                });
+                addr.clone()
+            }
+            None => {
+                Conference::new(room.number.clone(), room.pin.clone(), services.clone()).start()
+            }
+        };
+        directory.conferences.insert(room.number, addr);
+    }
     // Extensions that were deleted stop (their registrations go with them).
     for (number, addr) in &current.extensions {
         if !directory.extensions.contains_key(number) {
@@ -158,6 +170,7 @@ impl Switchboard {
                 config.rtp_ports.clone(),
             )?),
             media: media.clone(),
+            tts: config.tts.clone(),
             digest: Arc::new(DigestServer::new(config.realm.clone(), secret)),
             settings: Arc::new(SwitchSettings {
                 media_ip: config.media_ip,

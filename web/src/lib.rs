@@ -7,14 +7,18 @@
 //!   dispatch by `opt` (`mod.rs`: parameters, codes, dispatch table), one file per group of
 //!   operations.
 //! - `admin.rs`   — the admin REST API under `/api/v1/` (JSON CRUD).
+//! - `conferences.rs` — live meet-me rooms: members, their modes, kicks.
+//! - `recordings.rs` — interface 33, recording download (`/Oms/FileDownServlet`).
 //! - `openapi.rs` — the OpenAPI document of the admin API, `/api/v1/openapi.json`.
 //!
 //! Handlers never build queries: they call `entities::repo`.
 
 pub mod admin;
 pub mod compat;
+pub mod conferences;
 pub mod health;
 pub mod openapi;
+pub mod recordings;
 mod state;
 
 pub use state::AppState;
@@ -27,6 +31,8 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut actix_web::web::ServiceCon
             .configure(health::routes)
             .configure(compat::routes)
             .configure(admin::routes)
+            .configure(conferences::routes)
+            .configure(recordings::routes)
             .configure(openapi::routes);
     }
 }

@@ -16,6 +16,8 @@ pub struct AppState {
     pub started: Instant,
     /// The switching core's router: told when configuration changes.
     pub router: Option<Addr<SipRouter>>,
+    /// Where recordings are (served by interface 33 only from below it).
+    pub records_dir: Option<std::path::PathBuf>,
 }
 
 impl AppState {
@@ -31,7 +33,13 @@ impl AppState {
             sip_addr,
             started: Instant::now(),
             router,
+            records_dir: None,
         }
+    }
+
+    pub fn with_records_dir(mut self, dir: std::path::PathBuf) -> Self {
+        self.records_dir = Some(dir);
+        self
     }
 
     /// Tells the switching core that extensions, groups, trunks or access numbers changed,

@@ -355,6 +355,41 @@ impl MediaEngine {
         })
     }
 
+    /// Plays into an endpoint known by id (for actors that do not own its handle, such
+    /// as a conference room playing a prompt to a member).
+    pub fn play_to(&self, endpoint: EndpointId, playback: Playback) -> Result<(), EngineError> {
+        self.send(Command::Play {
+            id: endpoint,
+            playback: Box::new(playback),
+        })
+    }
+
+    pub fn stop_playback_of(&self, endpoint: EndpointId) -> Result<(), EngineError> {
+        self.send(Command::StopPlayback(endpoint))
+    }
+
+    /// Puts an endpoint known by id into a room (leaving any connection or other room).
+    pub fn join_room(
+        &self,
+        endpoint: EndpointId,
+        room: RoomId,
+        mode: MixMode,
+    ) -> Result<(), EngineError> {
+        self.send(Command::Join {
+            id: endpoint,
+            room,
+            mode,
+        })
+    }
+
+    pub fn leave_room(&self, endpoint: EndpointId) -> Result<(), EngineError> {
+        self.send(Command::Leave(endpoint))
+    }
+
+    pub fn set_mix_mode(&self, endpoint: EndpointId, mode: MixMode) -> Result<(), EngineError> {
+        self.send(Command::SetMixMode { id: endpoint, mode })
+    }
+
     pub fn stats(&self) -> EngineStats {
         let c = &self.shared.counters;
         let r = |v: &AtomicU64| v.load(Ordering::Relaxed);
