@@ -198,3 +198,370 @@ fn recording_off_records_nothing() {
         switch
     });
 }
+
+// --- Meet-me rooms ----------------------------------------------------------------------
+
+const ROOMS: &str = r#"
+[[extensions]]
+number = "803"
+password = "p803"
+[[conferences]]
+number = "9000"
+name = "open room"
+[[conferences]]
+number = "9100"
+name = "room with a PIN"
+pin = "2468"
+"#;
+
+const THREE_PHONES: &str = "801:p801,802:p802,803:p803";
+
+async fn multi(switch: &ctiswitch::Switch, args: &[&str]) -> serde_json::Value {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    pjsua::run(switch.sip_addr, "multi", &args, Duration::from_secs(60)).await
+}
+
+fn hears(r: &serde_json::Value, phone: usize, freq: u32) -> f64 {
+    r["phones"][phone]["hears"][freq.to_string()]
+        .as_f64()
+        .unwrap_or(-1.0)
+}
+
+/// Three phones dial room 9000: each hears the two others (about half the power each)
+/// and not itself.
+#[test]
+fn three_members_of_a_room_each_hear_the_two_others_and_not_themselves() {
+    with_switch(ROOMS, |switch| async move {
+        let r = multi(
+            &switch,
+            &[
+                "--phones",
+                THREE_PHONES,
+                "--dial",
+                "9000",
+                "--talk",
+                "3",
+                "--settle",
+                "1",
+            ],
+        )
+        .await;
+        assert_eq!(r["errors"], serde_json::json!([]), "{r}");
+        let tones = [440, 1000, 1500];
+        for (i, own) in tones.iter().enumerate() {
+            let phone = &r["phones"][i];
+            assert_eq!(phone["error"], serde_json::Value::Null, "{phone}");
+            for (j, other) in tones.iter().enumerate() {
+                let share = hears(&r, i, *other);
+                if i == j {
+                    assert!(share < 0.05, "phone {i} hears itself ({own} Hz): {share}");
+                } else {
+                    assert!(
+                        share > 0.3,
+                        "phone {i} hears phone {j} ({other} Hz) at only {share}: {phone}"
+                    );
+                }
+            }
+        }
+        switch
+    });
+}
+
+/// Modes set through the admin API while the room talks: 803 listens only (nobody hears
+/// it, it hears the talkers) and 801 whispers to 802 (only 802 hears it).
+#[test]
+fn a_listen_only_member_is_heard_by_nobody_and_a_whisper_only_by_its_target() {
+    with_switch(ROOMS, |switch| async move {
+        let client = common::http();
+        let members_url = common::url(&switch, "/api/v1/conferences/9000/members");
+        let set_modes = async {
+            // Once all three are in, set the modes (well before the analysed window).
+            for _ in 0..200 {
+                let members: serde_json::Value = client
+                    .get(&members_url)
+                    .send()
+                    .await
+                    .expect("HTTP")
+                    .json()
+                    .await
+                    .unwrap_or_default();
+                let joined = members
+                    .as_array()
+                    .map(|m| m.iter().filter(|m| m["state"] == "joined").count())
+                    .unwrap_or(0);
+                if joined == 3 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let put = |member: &str, body: serde_json::Value| {
+                client
+                    .put(format!("{members_url}/{member}"))
+                    .json(&body)
+                    .send()
+            };
+            let listen = put("803", serde_json::json!({"mode": "listen"}))
+                .await
+                .expect("HTTP");
+            assert_eq!(listen.status(), 200);
+            let whisper = put("801", serde_json::json!({"mode": "whisper", "to": "802"}))
+                .await
+                .expect("HTTP");
+            assert_eq!(whisper.status(), 200);
+            let body: serde_json::Value = whisper.json().await.unwrap_or_default();
+            assert_eq!(body["mode"], "whisper", "{body}");
+            assert_eq!(body["to"], "802", "{body}");
+            // Bad requests: unknown member, whisper to oneself, nonsense.
+            let missing = put("899", serde_json::json!({"mode": "talk"}))
+                .await
+                .expect("HTTP");
+            assert_eq!(missing.status(), 404);
+            let to_self = put("802", serde_json::json!({"mode": "whisper", "to": "802"}))
+                .await
+                .expect("HTTP");
+            assert_eq!(to_self.status(), 400);
+            let bad = put("802", serde_json::json!({"mode": "sing"}))
+                .await
+                .expect("HTTP");
+            assert_eq!(bad.status(), 400);
+        };
+        let (r, ()) = tokio::join!(
+            multi(
+                &switch,
+                &[
+                    "--phones",
+                    THREE_PHONES,
+                    "--dial",
+                    "9000",
+                    "--talk",
+                    "4",
+                    "--settle",
+                    "2"
+                ],
+            ),
+            set_modes
+        );
+        assert_eq!(r["errors"], serde_json::json!([]), "{r}");
+        // 801 (440 Hz) whispers to 802; 803 (1500 Hz) only listens.
+        assert!(
+            hears(&r, 1, 440) > 0.3,
+            "802 hears the whisper: {}",
+            r["phones"][1]
+        );
+        assert!(
+            hears(&r, 2, 440) < 0.05,
+            "803 does not hear the whisper: {}",
+            r["phones"][2]
+        );
+        assert!(
+            hears(&r, 0, 1500) < 0.05,
+            "801 does not hear the listener: {}",
+            r["phones"][0]
+        );
+        assert!(
+            hears(&r, 1, 1500) < 0.05,
+            "802 does not hear the listener: {}",
+            r["phones"][1]
+        );
+        assert!(
+            hears(&r, 2, 1000) > 0.5,
+            "the listener hears 802: {}",
+            r["phones"][2]
+        );
+        assert!(
+            hears(&r, 0, 1000) > 0.5,
+            "801 hears 802: {}",
+            r["phones"][0]
+        );
+        switch
+    });
+}
+
+// --- DTMF and TTS, through a room with a PIN ---------------------------------------------
+
+/// Collects every event of the switch's EventHub.
+struct Collector(std::sync::Arc<std::sync::Mutex<Vec<actors::event_hub::HubEvent>>>);
+
+impl actix::Actor for Collector {
+    type Context = actix::Context<Self>;
+}
+
+impl actix::Handler<actors::event_hub::HubEvent> for Collector {
+    type Result = ();
+    fn handle(&mut self, ev: actors::event_hub::HubEvent, _: &mut Self::Context) {
+        self.0.lock().unwrap().push(ev);
+    }
+}
+
+fn collect_events(
+    switch: &ctiswitch::Switch,
+) -> std::sync::Arc<std::sync::Mutex<Vec<actors::event_hub::HubEvent>>> {
+    use actix::Actor;
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let collector = Collector(events.clone()).start();
+    switch
+        .core
+        .hub
+        .do_send(actors::event_hub::Subscribe(collector.recipient()));
+    events
+}
+
+fn digits(
+    events: &std::sync::Arc<std::sync::Mutex<Vec<actors::event_hub::HubEvent>>>,
+) -> Vec<(String, &'static str)> {
+    events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            actors::event_hub::HubEvent::DtmfReceived(d) => Some((d.digit.clone(), d.source)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// 801 dials the PIN room and keys the PIN one way; every press is one `DtmfReceived`
+/// event of that source, and the right PIN lets it in (the members API shows it joined).
+fn pin_entry_test(method: &'static str, source: &'static str) {
+    with_switch(ROOMS, move |switch| async move {
+        let events = collect_events(&switch);
+        let members_url = common::url(&switch, "/api/v1/conferences/9100/members");
+        let watch = async {
+            // Sample the member's state while the call is up.
+            let mut seen = Vec::new();
+            for _ in 0..80 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let members: serde_json::Value = common::http()
+                    .get(&members_url)
+                    .send()
+                    .await
+                    .expect("HTTP")
+                    .json()
+                    .await
+                    .unwrap_or_default();
+                if let Some(state) = members[0]["state"].as_str() {
+                    if seen.last().map(String::as_str) != Some(state) {
+                        seen.push(state.to_string());
+                    }
+                }
+            }
+            seen
+        };
+        let args: Vec<String> = [
+            "--caller",
+            "801:p801",
+            "--dial",
+            "9100",
+            "--no-tone",
+            "--dtmf",
+            "2468",
+            "--dtmf-method",
+            method,
+            "--dtmf-at",
+            "1.0",
+            "--talk",
+            "6",
+            "--hangup-after",
+            "6",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let (r, states) = tokio::join!(
+            pjsua::run(switch.sip_addr, "dial", &args, Duration::from_secs(40)),
+            watch
+        );
+        assert_eq!(r["errors"], serde_json::json!([]), "{r}");
+        assert_eq!(r["invite_code"], 200, "{r}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let got = digits(&events);
+        let want: Vec<(String, &'static str)> =
+            "2468".chars().map(|d| (d.to_string(), source)).collect();
+        assert_eq!(
+            got, want,
+            "one event per press, from {source}; dial result: {r}"
+        );
+        assert_eq!(
+            states,
+            vec!["pin".to_string(), "joined".to_string()],
+            "asked for the PIN, then in the room"
+        );
+        switch
+    });
+}
+
+#[test]
+fn pin_keyed_as_rfc4733_events_is_detected_once_per_press() {
+    pin_entry_test("rfc2833", "rfc4733");
+}
+
+#[test]
+fn pin_keyed_as_sip_info_is_detected_once_per_press() {
+    pin_entry_test("info", "info");
+}
+
+#[test]
+fn pin_keyed_as_inband_tones_is_detected_once_per_press() {
+    pin_entry_test("inband", "inband");
+}
+
+/// The PIN prompt is spoken by espeak-ng: the caller hears speech-band energy for about
+/// as long as espeak-ng takes to say the sentence, starting at the answer.
+#[test]
+fn the_pin_prompt_is_spoken_by_espeak_ng() {
+    with_switch(ROOMS, |switch| async move {
+        // What espeak-ng makes of the prompt on its own, for the expected length.
+        let engine = actors::media::tts::EspeakEngine::default();
+        let samples =
+            actors::media::tts::TtsEngine::synthesize(&engine, actors::conference::PIN_PROMPT)
+                .await
+                .expect("espeak-ng speaks (make deps installs it)");
+        let expected = samples.len() as f64 / 8_000.0;
+        let args: Vec<String> = [
+            "--caller",
+            "801:p801",
+            "--dial",
+            "9100",
+            "--no-tone",
+            "--talk",
+            "8",
+            "--hangup-after",
+            "7",
+            "--listen-freqs",
+            "300,1000,2000",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let r = pjsua::run(switch.sip_addr, "dial", &args, Duration::from_secs(40)).await;
+        assert_eq!(r["errors"], serde_json::json!([]), "{r}");
+        assert_eq!(r["invite_code"], 200, "{r}");
+        let audio = &r["audio"]["caller"];
+        let heard = audio["heard_seconds"].as_f64().unwrap_or(0.0);
+        eprintln!(
+            "TTS prompt: expected {expected:.2} s, heard {heard:.1} s from {:.1} to {:.1} s",
+            audio["heard_from"], audio["heard_to"]
+        );
+        // Speech has pauses between words: most of it is non-silent blocks.
+        assert!(
+            heard >= 0.6 * expected && heard <= expected + 1.0,
+            "heard {heard:.1} s of sound for a {expected:.1} s prompt: {}",
+            audio["rms_timeline"]
+        );
+        let from = audio["heard_from"].as_f64().unwrap_or(99.0);
+        let to = audio["heard_to"].as_f64().unwrap_or(0.0);
+        assert!(
+            (to - from) >= 0.8 * expected && (to - from) <= expected + 1.5,
+            "sound from {from:.1} s to {to:.1} s for a {expected:.1} s prompt"
+        );
+        // Not a tone: no single frequency carries the sound.
+        for f in ["300", "1000", "2000"] {
+            let share = audio[f].as_f64().unwrap_or(1.0);
+            assert!(
+                share < 0.5,
+                "{f} Hz carries {share} of the prompt: not speech"
+            );
+        }
+        switch
+    });
+}

@@ -16,6 +16,9 @@ use std::time::Duration;
 use common::pjsua::{self, CallOpts, PhoneProcess};
 use serde_json::{json, Value};
 
+/// The built-in music on hold's notes (actors::media::moh::BUILTIN_NOTES_HZ, rounded).
+const MUSIC_NOTES: [u32; 3] = [523, 659, 784];
+
 /// Tone thresholds, as in tests/pjsua.rs: the other side's tone is ~0.96–0.99 of what a
 /// phone hears, its own ~1e-5.
 const HEARD_MIN_SHARE: f64 = 0.5;
@@ -177,7 +180,11 @@ fn hold_test_with(name: &str, extra: &str, opts: CallOpts) {
     };
     let codec = opts.codec;
     let inactive = opts.hold_dir == "inactive";
-    let music = !extra.contains("music_on_hold");
+    let music = !extra.contains("music_on_hold") && !inactive;
+    let opts = CallOpts {
+        listen_freqs: music.then_some("523,659,784"),
+        ..opts
+    };
     let name = name.to_string();
     with_switch(extra, |switch| async move {
         let r = pjsua::call(switch.sip_addr, &opts).await;
@@ -315,16 +322,25 @@ fn hold_test_with(name: &str, extra: &str, opts: CallOpts) {
                 held_b <= WINDOW_MAX_FRACTION,
                 format!("B (held) hears the switch's music, not A: A's tone in {held_b:.2} of the blocks"),
             );
-            // The built-in music: notes that are none of the phones' tones ('?' blocks),
-            // with a rest between bars ('.'); judged exactly by frequency in tests/media.rs.
-            let timeline = r["audio"]["callee"]["windows"]["held"]["timeline"]
-                .as_str()
-                .unwrap_or_default();
-            let music_blocks = timeline.chars().filter(|c| *c == '?').count();
-            let share = music_blocks as f64 / timeline.len().max(1) as f64;
+            // The built-in music: C5, E5, G5, E5 and a rest, looping.
+            let notes: f64 = MUSIC_NOTES
+                .iter()
+                .map(|f| pjsua::window_share(&r, "callee", "held", *f))
+                .sum();
             c.check(
-                share >= 0.5,
-                format!("B (held) hears music in {share:.2} of the blocks: {timeline}"),
+                notes >= 0.5,
+                format!(
+                    "B (held) hears the music's notes in {notes:.2} of the blocks: {}",
+                    r["audio"]["callee"]["windows"]["held"]["timeline"]
+                ),
+            );
+            let after = MUSIC_NOTES
+                .iter()
+                .map(|f| pjsua::window_share(&r, "callee", "after_unhold", *f))
+                .sum::<f64>();
+            c.check(
+                after <= WINDOW_MAX_FRACTION,
+                format!("the music stops at the unhold: {after:.2} of the blocks after"),
             );
         } else {
             c.check(

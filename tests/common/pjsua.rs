@@ -165,6 +165,8 @@ pub struct CallOpts {
     /// This long after the answer, neither phone sends RTP any more (SIP stays up); A then
     /// waits up to `talk` seconds for the switch to hang up.
     pub media_stop_after: Option<f64>,
+    /// More frequencies for the analysis (music on hold, prompts), e.g. `"523,659,784"`.
+    pub listen_freqs: Option<&'static str>,
 }
 
 impl Default for CallOpts {
@@ -190,6 +192,7 @@ impl Default for CallOpts {
             hold_dir: "sendonly",
             talk_after: 2.0,
             media_stop_after: None,
+            listen_freqs: None,
         }
     }
 }
@@ -251,6 +254,9 @@ pub async fn call(sip: SocketAddr, o: &CallOpts) -> Value {
     }
     if let Some(after) = o.media_stop_after {
         args.extend(["--media-stop-after".into(), after.to_string()]);
+    }
+    if let Some(freqs) = o.listen_freqs {
+        args.extend(["--listen-freqs".into(), freqs.to_string()]);
     }
     run(sip, "call", &args, Duration::from_secs(60)).await
 }

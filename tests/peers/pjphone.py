@@ -1010,6 +1010,8 @@ def scenario_call(runner, args):
         result["callee2"] = c.calls[0].summary() if c.calls else None
         result["callee2_calls"] = len(c.calls)
     freqs = [args.tone_a, args.tone_b] + ([args.tone_c] if c is not None else [])
+    # --listen-freqs (music on hold, prompts …) come after the phones' tones (letters d, e …).
+    freqs += [f for f in listen_freqs(args, []) if f not in freqs]
     windows = {}
     if "hold_at" in result:
         hold_at = result["hold_at"]
