@@ -486,6 +486,16 @@ fn pin_entry_test(method: &'static str, source: &'static str) {
             vec!["pin".to_string(), "joined".to_string()],
             "asked for the PIN, then in the room"
         );
+        let call_id = r["caller"]["call_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let row = pjsua::wait_calllog(&switch.db, &call_id, Duration::from_secs(3))
+            .await
+            .expect("a call-log row");
+        assert_eq!(row.business, "CONFERENCE", "{row:?}");
+        assert_eq!(row.callee, "9100", "{row:?}");
+        assert_eq!(row.state, "STATE_RECEIVED", "{row:?}");
         switch
     });
 }
@@ -562,6 +572,145 @@ fn the_pin_prompt_is_spoken_by_espeak_ng() {
                 "{f} Hz carries {share} of the prompt: not speech"
             );
         }
+        switch
+    });
+}
+
+/// A music-on-hold file the switch cannot play stops the start, naming the file, rather
+/// than leaving a held caller in silence later.
+#[test]
+fn an_unplayable_music_on_hold_file_is_refused_at_start_naming_the_file() {
+    ctiswitch::build_system().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("moh.wav"), b"RIFF....WAVEfmt not really").unwrap();
+        let config = common::config(dir.path(), "[media]\nmusic_on_hold = \"moh.wav\"\n");
+        let err = match ctiswitch::start(config).await {
+            Ok(switch) => {
+                switch.stop().await.unwrap();
+                panic!("the switch started with a broken music-on-hold file");
+            }
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains("moh.wav") && err.contains("music_on_hold"),
+            "{err}"
+        );
+    });
+}
+
+// --- Interface 34: a recording played to an extension ------------------------------------
+
+/// A recorded call (440 Hz from 801, 1000 Hz from 802), then
+/// `PLAY_CALL_LOG_RECORD&callid=…&extnum=802&skipseconds=1`: the switch calls 802, which
+/// hears both parties' tones for the recording's length minus the skipped second, and the
+/// switch hangs up when it is over.
+#[test]
+fn play_call_log_record_calls_the_extension_and_plays_the_recording() {
+    with_switch("", |switch| async move {
+        let opts = CallOpts {
+            dtmf: "",
+            talk: 4.0,
+            ..CallOpts::default()
+        };
+        let r = pjsua::call(switch.sip_addr, &opts).await;
+        let call_id = r["caller"]["call_id"]
+            .as_str()
+            .expect("call id")
+            .to_string();
+        let row = pjsua::wait_calllog(&switch.db, &call_id, Duration::from_secs(3))
+            .await
+            .expect("a call-log row");
+        finished_recording(Path::new(&row.record_voice)).await;
+        let (left, _) = channels(Path::new(&row.record_voice));
+        let recorded = left.len() as f64 / 8_000.0;
+
+        let get = |query: String| {
+            let url = common::url(&switch, &format!("/bridge/callctrl?{query}"));
+            async move {
+                let resp = common::http().get(url).send().await.expect("HTTP");
+                (
+                    resp.status().as_u16(),
+                    resp.text().await.unwrap_or_default(),
+                )
+            }
+        };
+        // Refusals first: nothing is called for them.
+        for (query, want) in [
+            ("opt=PLAY_CALL_LOG_RECORD&extnum=802".to_string(), 400),
+            (format!("opt=PLAY_CALL_LOG_RECORD&callid={call_id}"), 400),
+            (
+                "opt=PLAY_CALL_LOG_RECORD&callid=nope&extnum=802".to_string(),
+                404,
+            ),
+            (
+                format!("opt=PLAY_CALL_LOG_RECORD&callid={call_id}&extnum=899"),
+                404,
+            ),
+            (
+                format!("opt=PLAY_CALL_LOG_RECORD&callid={call_id}&extnum=802&skipseconds=x"),
+                400,
+            ),
+        ] {
+            let (status, body) = get(query.clone()).await;
+            assert_eq!(
+                (status, body.trim()),
+                (want, want.to_string().as_str()),
+                "{query}"
+            );
+        }
+
+        let args: Vec<String> = [
+            "--phone",
+            "802:p802",
+            "--no-tone",
+            "--listen-freqs",
+            "440,1000",
+            "--talk",
+            "12",
+            "--answer-delay",
+            "0.3",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut phone = pjsua::PhoneProcess::spawn(switch.sip_addr, "answer", &args);
+        phone.event("registered", Duration::from_secs(10)).await;
+        let cid = call_id.replace('@', "%40");
+        let (status, body) = get(format!(
+            "opt=PLAY_CALL_LOG_RECORD&callid={cid}&extnum=802&skipseconds=1"
+        ))
+        .await;
+        assert_eq!((status, body.trim()), (200, "200"));
+        let ended = phone.finish(Duration::from_secs(30)).await;
+        let result = ended.lines.last().cloned().unwrap_or_default();
+        assert_eq!(result["errors"], serde_json::json!([]), "{result}");
+        let callee = &result["callee"];
+        assert_eq!(
+            callee["hungup_locally"], false,
+            "the switch hangs up: {callee}"
+        );
+        let audio = &result["audio"]["callee"];
+        let (a, b) = (
+            audio["440"].as_f64().unwrap_or(0.0),
+            audio["1000"].as_f64().unwrap_or(0.0),
+        );
+        assert!(
+            a > 0.25 && b > 0.25,
+            "both parties heard: 440 {a:.2}, 1000 {b:.2}: {audio}"
+        );
+        let heard = audio["heard_seconds"].as_f64().unwrap_or(0.0);
+        let talk = callee["talk_seconds"].as_f64().unwrap_or(0.0);
+        eprintln!("recording {recorded:.2} s, skip 1 s: heard {heard:.1} s, call {talk:.2} s");
+        assert!(
+            (heard - (recorded - 1.0)).abs() <= 0.6,
+            "heard {heard:.1} s of a {recorded:.2} s recording after skipping 1 s"
+        );
+        assert!(
+            talk <= recorded + 0.5,
+            "hung up when the recording ended: {talk:.2} s"
+        );
         switch
     });
 }

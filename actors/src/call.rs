@@ -208,6 +208,8 @@ pub struct Call {
     media: Option<CallMedia>,
     /// The meet-me room the caller is in (the switch answered the call).
     conference: Option<Addr<Conference>>,
+    /// The call went to a meet-me room (the call log's `business` is CONFERENCE).
+    to_conference: bool,
     /// The recording's file (the call log's `recordVoice`).
     record_path: Option<String>,
     ring_timer: Option<SpawnHandle>,
@@ -257,6 +259,7 @@ impl Call {
             reoffer_from: None,
             media: None,
             conference: None,
+            to_conference: false,
             record_path: None,
             ring_timer: None,
             max_forwards,
@@ -553,6 +556,7 @@ impl Call {
         })
         .wait(ctx);
         self.conference = Some(room);
+        self.to_conference = true;
     }
 
     fn ring_extensions(
@@ -1184,6 +1188,10 @@ impl Call {
             i32::try_from(((to - from).max(0) + 500) / 1000).unwrap_or(i32::MAX)
         };
         let (business, call_type) = match (&self.caller, &self.trunk_out) {
+            (Caller::Trunk { .. }, _) if self.to_conference => {
+                ("CONFERENCE", call_type_of(&caller))
+            }
+            (Caller::Extension { .. }, _) if self.to_conference => ("CONFERENCE", "CENTREX_CALL"),
             (Caller::Trunk { .. }, _) => ("INCOMING", call_type_of(&caller)),
             (Caller::Extension { .. }, Some(_)) => ("OUTGOING", call_type_of(&self.callee)),
             (Caller::Extension { .. }, None) => ("CENTREX_CALL", "CENTREX_CALL"),

@@ -11,7 +11,8 @@
 //!   plan), `extension` (`Extension`: registrar, phone state), `call` (`Call`: one call, its
 //!   legs and relay, its call-log row), `leg` (`Leg`: one SIP dialog), `event_hub`
 //!   (`EventHub`), `call_log_writer` (`CallLogWriter`: batched call-log rows),
-//!   `conference` (`Conference`: a meet-me room, its members and their mix modes).
+//!   `conference` (`Conference`: a meet-me room, its members and their mix modes),
+//!   `playout` (`Playout`: the switch calls an extension and plays something to it).
 //! - `services` — what the switching actors share; `switchboard` — starting and stopping
 //!   all of it.
 
@@ -22,6 +23,7 @@ pub mod event_hub;
 pub mod extension;
 pub mod leg;
 pub mod media;
+pub mod playout;
 pub mod router;
 pub mod services;
 pub mod sip;

@@ -15,6 +15,7 @@ use crate::call::{Call, CallSetup, Caller};
 use crate::conference::Conference;
 use crate::extension::{AuthVerdict, AuthorizeInvite, Extension, HandleRegister};
 use crate::leg::SipEvent;
+use crate::playout::{PlayInstead, Playout};
 use crate::services::Services;
 use crate::sip::dialog::DialogKey;
 use crate::sip::endpoint::Inbound;
@@ -91,6 +92,8 @@ pub struct SipRouter {
     dialogs: HashMap<DialogKey, Recipient<SipEvent>>,
     transactions: HashMap<TransactionKey, Recipient<SipEvent>>,
     calls: HashMap<String, Addr<Call>>,
+    /// Playback calls to extensions (interface 34), by extension number, with Call-ID.
+    playouts: HashMap<String, (Addr<Playout>, String)>,
     /// Shutdown waiting for the last call to end.
     drained: Vec<tokio::sync::oneshot::Sender<()>>,
 }
@@ -103,6 +106,7 @@ impl SipRouter {
             directory,
             dialogs: HashMap::new(),
             transactions: HashMap::new(),
+            playouts: HashMap::new(),
             calls: HashMap::new(),
             drained: Vec::new(),
         }
@@ -623,6 +627,9 @@ pub struct HangupAll;
 impl Handler<HangupAll> for SipRouter {
     type Result = ResponseActFuture<Self, usize>;
     fn handle(&mut self, _: HangupAll, _: &mut Self::Context) -> Self::Result {
+        for (playout, _) in self.playouts.values() {
+            playout.do_send(crate::call::EndCall);
+        }
         self.calls.retain(|_, c| c.connected());
         if self.calls.is_empty() {
             return Box::pin(actix::fut::ready(0));
@@ -662,5 +669,49 @@ impl Handler<ListConferences> for SipRouter {
             .collect();
         rooms.sort_by(|a, b| a.0.cmp(&b.0));
         MessageResult(rooms)
+    }
+}
+
+/// Why the switch cannot call an extension to play something to it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlayoutError {
+    #[error("no extension {0}")]
+    NoSuchExtension(String),
+}
+
+/// Command: call `extension` and play `source` to it; if a playback call to it is up
+/// already, switch that call to `source` (interface 34: "calling the interface again
+/// switches to another recording"). Returns the playback call's Call-ID.
+#[derive(Message)]
+#[rtype(result = "Result<String, PlayoutError>")]
+pub struct PlayToExtension {
+    pub extension: String,
+    pub source: crate::media::playback::Source,
+}
+
+impl Handler<PlayToExtension> for SipRouter {
+    type Result = Result<String, PlayoutError>;
+    fn handle(&mut self, msg: PlayToExtension, _: &mut Self::Context) -> Self::Result {
+        self.playouts.retain(|_, (addr, _)| addr.connected());
+        if let Some((addr, call_id)) = self.playouts.get(&msg.extension) {
+            addr.do_send(PlayInstead(msg.source));
+            return Ok(call_id.clone());
+        }
+        let ext = self
+            .directory
+            .extensions
+            .get(&msg.extension)
+            .cloned()
+            .ok_or_else(|| PlayoutError::NoSuchExtension(msg.extension.clone()))?;
+        let playout = Playout::new(
+            self.services.clone(),
+            msg.extension.clone(),
+            ext,
+            msg.source,
+        );
+        let call_id = playout.call_id().to_string();
+        let addr = playout.start();
+        self.playouts.insert(msg.extension, (addr, call_id.clone()));
+        Ok(call_id)
     }
 }

@@ -8,6 +8,7 @@
 //! text, and the status line carries it when it is a final HTTP status (200–599).
 
 mod extension_settings;
+mod playback;
 
 use actix_web::http::header::{ContentType, CONTENT_TYPE};
 use actix_web::http::StatusCode;
@@ -133,7 +134,6 @@ const CALLCTRL_NOT_YET: &[&str] = &[
     "CALL_LOG_QUERY",
     "CALL_LOG_COUNT",
     "CALL_LOG_GET_WITH_CALLID",
-    "PLAY_CALL_LOG_RECORD",
     "QUEUE_INFO",
     "SEND_SMS",
     "PLAY_VOICE_IN_CALL",
@@ -179,6 +179,7 @@ async fn callctrl(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>
             extension_settings::set_direct_callback(&state, &params).await
         }
         "SET_CALLS_POP_UP_URL" => extension_settings::set_pop_up_url(&state, &params).await,
+        "PLAY_CALL_LOG_RECORD" => playback::play_call_log_record(&state, &params).await,
         "" => code(400),
         other if CALLCTRL_NOT_YET.contains(&other) => code(501),
         _ => code(606),
