@@ -296,23 +296,19 @@ impl Handler<LegEvent> for Playout {
             LegEventKind::Answered { sdp } if self.answered.is_none() && !self.ended => {
                 self.on_answer(ctx, msg.leg, sdp)
             }
-            LegEventKind::Answered { .. } => {
-                if Some(msg.leg) != self.answered {
-                    if let Some(f) = self.forks.get(&msg.leg) {
-                        f.leg.do_send(Hangup);
-                    }
+            LegEventKind::Answered { .. } if Some(msg.leg) != self.answered => {
+                if let Some(f) = self.forks.get(&msg.leg) {
+                    f.leg.do_send(Hangup);
                 }
             }
             LegEventKind::HungUp { .. } if Some(msg.leg) == self.answered => {
                 self.hungup_by_phone = true;
                 self.end(ctx);
             }
-            LegEventKind::Failed { .. } | LegEventKind::Gone => {
-                if self.answered.is_none() {
-                    self.forks.remove(&msg.leg);
-                    if self.forks.is_empty() {
-                        self.end(ctx);
-                    }
+            LegEventKind::Failed { .. } | LegEventKind::Gone if self.answered.is_none() => {
+                self.forks.remove(&msg.leg);
+                if self.forks.is_empty() {
+                    self.end(ctx);
                 }
             }
             _ => {}
