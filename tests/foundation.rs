@@ -327,6 +327,91 @@ async fn admin_api_crud_with_validation() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(resp.json::<Value>().await.unwrap()["name"], "Alice B.");
+
+    // Recording overrides round-trip: absent → null; PUT sets, changes and clears them.
+    assert_eq!(ext.get("recording"), Some(&Value::Null), "{ext}");
+    assert_eq!(group.get("recording"), Some(&Value::Null), "{group}");
+    let ext_url = url(&format!("/api/v1/extensions/{id}"));
+    for (body, want) in [
+        (
+            json!({"number": "801", "name": "Alice B.", "recording": false}),
+            json!(false),
+        ),
+        (
+            json!({"number": "801", "name": "Alice B.", "record": true}),
+            json!(true),
+        ),
+        (json!({"number": "801", "name": "Alice B."}), Value::Null),
+        (
+            json!({"number": "801", "name": "Alice B.", "recording": null}),
+            Value::Null,
+        ),
+        (
+            json!({"number": "801", "name": "Alice B.", "recording": false}),
+            json!(false),
+        ),
+    ] {
+        let resp = http.put(&ext_url).json(&body).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{body}");
+        let put: Value = resp.json().await.unwrap();
+        assert_eq!(put["recording"], want, "PUT {body} → {put}");
+        let got: Value = http
+            .get(&ext_url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            got.get("recording"),
+            Some(&want),
+            "GET after {body} → {got}"
+        );
+    }
+    let listed: Vec<Value> = http
+        .get(url("/api/v1/extensions"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed[0]["recording"], false, "{listed:?}");
+    let resp = http
+        .put(&ext_url)
+        .json(&json!({"number": "801", "recording": "yes"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    assert_eq!(resp.json::<Value>().await.unwrap()["field"], "recording");
+    let resp = http
+        .post(url("/api/v1/groups"))
+        .json(&json!({"number": "3005", "name": "Quality", "recording": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    let quality: Value = resp.json().await.unwrap();
+    assert_eq!(quality["recording"], true, "{quality}");
+    let quality_url = url(&format!("/api/v1/groups/{}", quality["id"]));
+    let resp = http
+        .put(&quality_url)
+        .json(&json!({"number": "3005", "name": "Quality", "record": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let got: Value = http
+        .get(&quality_url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["recording"], false, "{got}");
     assert_eq!(
         http.get(url("/api/v1/extensions/99999"))
             .send()
@@ -405,6 +490,11 @@ async fn admin_api_crud_with_validation() {
         .await
         .unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for schema in ["ExtensionInput", "Extension", "GroupInput", "Group"] {
+        let recording = &doc["components"]["schemas"][schema]["properties"]["recording"];
+        assert_eq!(recording["type"], "boolean", "{schema}: {recording}");
+        assert_eq!(recording["nullable"], true, "{schema}: {recording}");
+    }
     for path in ["extensions", "groups", "trunks", "access_numbers"] {
         assert!(
             doc["paths"][format!("/api/v1/{path}")].is_object(),
@@ -430,6 +520,7 @@ name = "Sales"
 strategy = "longest-idle"
 ring_timeout = 20
 max_wait = 300
+recording = true
 
 [[extensions]]
 number = "801"
@@ -442,6 +533,7 @@ number = "802"
 password = "1234"
 groups = ["3003"]
 supervisor = true
+record = false
 
 [[trunks]]
 name = "2001"
@@ -486,6 +578,19 @@ definition = "ivr/main.xml"
         .unwrap()
         .unwrap();
     assert_eq!(alice.id, again.id, "upsert keeps the row");
+    assert_eq!(alice, again, "unchanged entries are not rewritten");
+    assert_eq!(
+        entities::repo::extensions::recording_overrides(&second.db)
+            .await
+            .unwrap(),
+        [("802".to_owned(), false)].into()
+    );
+    assert_eq!(
+        entities::repo::groups::recording_overrides(&second.db)
+            .await
+            .unwrap(),
+        [("3003".to_owned(), true)].into()
+    );
     second.stop().await.unwrap();
 }
 

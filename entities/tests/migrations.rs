@@ -3,7 +3,7 @@
 mod common;
 
 use migration::{Migrator, MigratorTrait, SchemaManager, TABLES};
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, QueryOrder, Statement};
 
 async fn table_presence(db: &sea_orm::DatabaseConnection) -> Vec<(&'static str, bool)> {
     let manager = SchemaManager::new(db);
@@ -32,6 +32,7 @@ async fn up_down_up() {
         );
         // Up again is a no-op.
         Migrator::up(db, None).await.expect("up twice");
+        assert_recording_columns(db, t.kind).await;
 
         Migrator::down(db, None).await.expect("down");
         for (table, present) in table_presence(db).await {
@@ -55,8 +56,71 @@ async fn up_down_up() {
         assert!(SchemaManager::new(db).has_table("calllog").await.unwrap());
         Migrator::up(db, None).await.expect("up rest");
         assert!(SchemaManager::new(db).has_table("setting").await.unwrap());
+        assert_recording_columns(db, t.kind).await;
         t.finish().await;
     }
+}
+
+/// The recording overrides: a nullable boolean `recording` on `extension` and `call_group`
+/// that stores NULL, true and false as such.
+async fn assert_recording_columns(db: &sea_orm::DatabaseConnection, kind: &str) {
+    let manager = SchemaManager::new(db);
+    for table in ["extension", "call_group"] {
+        assert!(
+            manager.has_column(table, "recording").await.unwrap(),
+            "[{kind}] {table}.recording"
+        );
+    }
+    let backend = db.get_database_backend();
+    let (t, f) = match backend {
+        DbBackend::Sqlite => ("1", "0"),
+        _ => ("TRUE", "FALSE"),
+    };
+    let now = 1;
+    for (number, value) in [("801", "NULL"), ("802", t), ("803", f)] {
+        db.execute_unprepared(&format!(
+            "INSERT INTO extension (number, password, name, presence, presence_reason, \
+             supervisor, direct_callback, recording, created_at, updated_at) \
+             VALUES ('{number}', '', '', 'online', '', {f}, {f}, {value}, {now}, {now})"
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("[{kind}] insert extension {number}: {e}"));
+    }
+    db.execute_unprepared(&format!(
+        "INSERT INTO call_group (number, name, strategy, ring_timeout, max_wait, wrap_up, \
+         recording, created_at, updated_at) VALUES ('3003', '', 'ring-all', 20, 300, 0, NULL, {now}, {now})"
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("[{kind}] insert call_group: {e}"));
+    let got: Vec<(String, Option<bool>)> = entities::extension::Entity::find()
+        .order_by_asc(entities::extension::Column::Number)
+        .all(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.number, e.recording))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("801".to_owned(), None),
+            ("802".to_owned(), Some(true)),
+            ("803".to_owned(), Some(false))
+        ],
+        "[{kind}]"
+    );
+    let g = entities::call_group::Entity::find()
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(g.recording, None, "[{kind}]");
+    db.execute_unprepared("DELETE FROM extension")
+        .await
+        .unwrap();
+    db.execute_unprepared("DELETE FROM call_group")
+        .await
+        .unwrap();
 }
 
 async fn pragma(db: &sea_orm::DatabaseConnection, name: &str) -> String {

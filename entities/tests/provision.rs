@@ -302,6 +302,111 @@ async fn apply_is_idempotent() {
     });
 }
 
+/// Recording overrides in the file: `recording` (or `record`) on extensions and groups.
+const RECORDING_TOML: &str = r#"
+[[groups]]
+number = "3003"
+recording = true
+
+[[groups]]
+number = "3004"
+record = false
+
+[[groups]]
+number = "3005"
+
+[[extensions]]
+number = "801"
+record = false
+
+[[extensions]]
+number = "802"
+recording = true
+
+[[extensions]]
+number = "803"
+"#;
+
+#[test]
+fn recording_overrides_deserialize() {
+    let p: Provisioning = toml::from_str(RECORDING_TOML).expect("parses");
+    assert_eq!(
+        p.groups.iter().map(|g| g.recording).collect::<Vec<_>>(),
+        [Some(true), Some(false), None]
+    );
+    assert_eq!(
+        p.extensions.iter().map(|e| e.recording).collect::<Vec<_>>(),
+        [Some(false), Some(true), None]
+    );
+    let err =
+        toml::from_str::<Provisioning>("[[extensions]]\nnumber = \"801\"\nrecording = \"no\"\n")
+            .expect_err("not a boolean");
+    assert!(
+        err.to_string().contains("recording") || err.to_string().contains("bool"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn apply_recording_overrides_is_idempotent() {
+    on_each_db!(|db, kind| {
+        let p: Provisioning = toml::from_str(RECORDING_TOML).unwrap();
+        let first = provision::apply(db, &p).await.unwrap();
+        assert_eq!((first.created, first.updated), (6, 0), "[{kind}]");
+        let ext_want: std::collections::HashMap<String, bool> =
+            [("801".to_owned(), false), ("802".to_owned(), true)].into();
+        let group_want: std::collections::HashMap<String, bool> =
+            [("3003".to_owned(), true), ("3004".to_owned(), false)].into();
+        assert_eq!(extensions::recording_overrides(db).await.unwrap(), ext_want);
+        assert_eq!(groups::recording_overrides(db).await.unwrap(), group_want);
+        let alice = extensions::by_number(db, "801").await.unwrap().unwrap();
+
+        // Twice: everything unchanged, rows untouched.
+        let second = provision::apply(db, &p).await.unwrap();
+        assert_eq!(
+            second,
+            ProvisionReport {
+                created: 0,
+                updated: 0,
+                unchanged: 6
+            },
+            "[{kind}]"
+        );
+        assert_eq!(
+            extensions::by_number(db, "801").await.unwrap().unwrap(),
+            alice
+        );
+
+        // Changing only an override is an update of that entry; removing it from the file
+        // clears it (the file is the whole truth for its entries).
+        let mut p2 = p.clone();
+        p2.extensions[0].recording = Some(true);
+        p2.groups[1].recording = None;
+        let third = provision::apply(db, &p2).await.unwrap();
+        assert_eq!(
+            third,
+            ProvisionReport {
+                created: 0,
+                updated: 2,
+                unchanged: 4
+            },
+            "[{kind}]"
+        );
+        assert_eq!(
+            extensions::recording_overrides(db).await.unwrap(),
+            [("801".to_owned(), true), ("802".to_owned(), true)].into(),
+            "[{kind}]"
+        );
+        assert_eq!(
+            groups::recording_overrides(db).await.unwrap(),
+            [("3003".to_owned(), true)].into(),
+            "[{kind}]"
+        );
+        let fourth = provision::apply(db, &p2).await.unwrap();
+        assert_eq!(fourth.unchanged, 6, "[{kind}] {fourth:?}");
+    });
+}
+
 #[tokio::test]
 async fn apply_is_all_or_nothing() {
     on_each_db!(|db, kind| {

@@ -373,6 +373,147 @@ async fn membership_from_both_sides() {
 }
 
 #[tokio::test]
+async fn recording_overrides() {
+    on_each_db!(|db, kind| {
+        assert!(extensions::recording_overrides(db)
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(groups::recording_overrides(db).await.unwrap().is_empty());
+
+        let sales = groups::create(
+            db,
+            GroupInput {
+                recording: Some(true),
+                ..group("3003")
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(sales.recording, Some(true), "[{kind}]");
+        let quiet = groups::create(
+            db,
+            GroupInput {
+                recording: Some(false),
+                ..group("3004")
+            },
+        )
+        .await
+        .unwrap();
+        groups::create(db, group("3005")).await.unwrap();
+        let a = extensions::create(
+            db,
+            ExtensionInput {
+                recording: Some(false),
+                ..ext("801")
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(a.recording, Some(false), "[{kind}]");
+        extensions::create(
+            db,
+            ExtensionInput {
+                recording: Some(true),
+                ..ext("802")
+            },
+        )
+        .await
+        .unwrap();
+        let c = extensions::create(db, ext("803")).await.unwrap();
+        assert_eq!(
+            c.recording, None,
+            "[{kind}] absent: follow the wider setting"
+        );
+
+        let want_ext: std::collections::HashMap<String, bool> =
+            [("801".to_owned(), false), ("802".to_owned(), true)].into();
+        assert_eq!(
+            extensions::recording_overrides(db).await.unwrap(),
+            want_ext,
+            "[{kind}]"
+        );
+        let want_groups: std::collections::HashMap<String, bool> =
+            [("3003".to_owned(), true), ("3004".to_owned(), false)].into();
+        assert_eq!(
+            groups::recording_overrides(db).await.unwrap(),
+            want_groups,
+            "[{kind}]"
+        );
+
+        // Update replaces the override: None clears it, Some sets it; unchanged is a no-op.
+        let a2 = extensions::update(db, a.id, ext("801")).await.unwrap();
+        assert_eq!(a2.recording, None, "[{kind}]");
+        let c2 = extensions::update(
+            db,
+            c.id,
+            ExtensionInput {
+                recording: Some(true),
+                ..ext("803")
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(c2.recording, Some(true), "[{kind}]");
+        let c3 = extensions::update(
+            db,
+            c.id,
+            ExtensionInput {
+                recording: Some(true),
+                ..ext("803")
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(c3, c2, "[{kind}] same input: row untouched");
+        let q2 = groups::update(
+            db,
+            quiet.id,
+            GroupInput {
+                recording: None,
+                ..group("3004")
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(q2.recording, None, "[{kind}]");
+        assert_eq!(
+            extensions::recording_overrides(db).await.unwrap(),
+            [("802".to_owned(), true), ("803".to_owned(), true)].into(),
+            "[{kind}]"
+        );
+        assert_eq!(
+            groups::recording_overrides(db).await.unwrap(),
+            [("3003".to_owned(), true)].into(),
+            "[{kind}]"
+        );
+
+        // Patches (compat API) leave the override alone.
+        let c4 = extensions::patch(
+            db,
+            c.id,
+            ExtensionPatch {
+                name: Some("Carol".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(c4.recording, Some(true), "[{kind}]");
+
+        // A deleted row takes its override with it.
+        extensions::delete(db, c.id).await.unwrap();
+        groups::delete(db, sales.id).await.unwrap();
+        assert_eq!(
+            extensions::recording_overrides(db).await.unwrap(),
+            [("802".to_owned(), true)].into(),
+            "[{kind}]"
+        );
+        assert!(groups::recording_overrides(db).await.unwrap().is_empty());
+    });
+}
+
+#[tokio::test]
 async fn groups_crud() {
     on_each_db!(|db, kind| {
         let g = groups::create(db, group("3003")).await.unwrap();

@@ -26,6 +26,10 @@ async fn up_down_up_on_sqlite() {
     for t in TABLES {
         assert!(manager.has_table(*t).await.unwrap(), "{t} after up again");
     }
+    // Recording overrides (nullable: None follows the wider setting).
+    for t in ["extension", "call_group"] {
+        assert!(manager.has_column(t, "recording").await.unwrap(), "{t}");
+    }
     assert!(Migrator::get_pending_migrations(&db)
         .await
         .unwrap()

@@ -26,6 +26,14 @@ fn nullable(mut v: Value) -> Value {
     v
 }
 
+/// A nullable boolean recording override (the input also accepts it as `record`).
+fn recording(what: &str) -> Value {
+    nullable(json!({
+        "type": "boolean",
+        "description": format!("Record {what}. Also accepted as `record` in requests."),
+    }))
+}
+
 /// (collection path, schema name, input properties, required input fields)
 fn collections() -> Vec<(&'static str, &'static str, Value, Vec<&'static str>)> {
     vec![
@@ -46,7 +54,7 @@ fn collections() -> Vec<(&'static str, &'static str, Value, Vec<&'static str>)> 
                 "out_channel": nullable(string()),
                 "out_display_number": nullable(string()),
                 "direct_callback": boolean(),
-                "recording": nullable(boolean()),
+                "recording": recording("this extension's answered calls; null follows its group's override, then `[recording] enabled`"),
             }),
             vec!["number"],
         ),
@@ -61,7 +69,8 @@ fn collections() -> Vec<(&'static str, &'static str, Value, Vec<&'static str>)> 
                 "max_wait": integer(),
                 "wrap_up": integer(),
                 "overflow": nullable(string()),
-                "recording": nullable(boolean()),
+                "recording": recording("this group's answered calls; null follows `[recording] enabled` (an extension's own override wins)"),
+                "screen_pop_url": nullable(string()),
                 "members": {"type": "array", "items": {"type": "object", "properties": {"extension": string(), "priority": integer()}}},
             }),
             vec!["number"],

@@ -1,10 +1,10 @@
 //! Extensions: CRUD, group membership, presence and employee-information updates.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, TransactionSession, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionSession, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +19,8 @@ use crate::{call_group, group_member, validate, Error};
 /// `password`: `None` keeps the current one (`""` on create). `groups` is the complete list
 /// of group numbers the extension belongs to. Optional text fields store `None` for an
 /// empty string (`None` means "not set": inherit the group's / global value).
+/// `recording` (also accepted as `record`) overrides `[recording] enabled` for this
+/// extension's calls; `None` follows its group / the global setting.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ExtensionInput {
@@ -35,6 +37,8 @@ pub struct ExtensionInput {
     pub out_channel: Option<String>,
     pub out_display_number: Option<String>,
     pub direct_callback: bool,
+    /// Record this extension's answered calls (`Some`), or follow the wider setting (`None`).
+    #[serde(alias = "record")]
     pub recording: Option<bool>,
 }
 
@@ -195,6 +199,26 @@ pub async fn list<C: ConnectionTrait>(db: &C) -> Result<Vec<extension::Model>, E
         .order_by_asc(extension::Column::Number)
         .all(db)
         .await?)
+}
+
+/// The per-extension recording overrides: extension number → `recording`, for every
+/// extension whose `recording` is set. Extensions left out follow their group's override or
+/// `[recording] enabled`.
+pub async fn recording_overrides<C: ConnectionTrait>(
+    db: &C,
+) -> Result<HashMap<String, bool>, Error> {
+    let rows: Vec<(String, Option<bool>)> = extension::Entity::find()
+        .select_only()
+        .column(extension::Column::Number)
+        .column(extension::Column::Recording)
+        .filter(extension::Column::Recording.is_not_null())
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(number, on)| on.map(|on| (number, on)))
+        .collect())
 }
 
 /// One extension by id.

@@ -1,10 +1,10 @@
 //! Groups (queues): CRUD and members.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, TransactionSession, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionSession, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +33,9 @@ pub struct GroupInput {
     pub wrap_up: i32,
     /// Overflow target when `max_wait` expires (`group:3005`, …).
     pub overflow: Option<String>,
+    /// Record this group's answered calls (`Some`), or follow `[recording] enabled` (`None`);
+    /// an extension's own `recording` wins over it. Also accepted as `record`.
+    #[serde(alias = "record")]
     pub recording: Option<bool>,
     /// None (or `""`): the global screen-pop URL.
     pub screen_pop_url: Option<String>,
@@ -135,6 +138,25 @@ pub async fn list<C: ConnectionTrait>(db: &C) -> Result<Vec<call_group::Model>, 
         .order_by_asc(call_group::Column::Number)
         .all(db)
         .await?)
+}
+
+/// The per-group recording overrides: group number → `recording`, for every group whose
+/// `recording` is set. Groups left out follow `[recording] enabled`.
+pub async fn recording_overrides<C: ConnectionTrait>(
+    db: &C,
+) -> Result<HashMap<String, bool>, Error> {
+    let rows: Vec<(String, Option<bool>)> = call_group::Entity::find()
+        .select_only()
+        .column(call_group::Column::Number)
+        .column(call_group::Column::Recording)
+        .filter(call_group::Column::Recording.is_not_null())
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(number, on)| on.map(|on| (number, on)))
+        .collect())
 }
 
 /// One group by id.
