@@ -177,6 +177,55 @@ fn an_answered_call_is_recorded_caller_left_callee_right_and_downloadable() {
     });
 }
 
+/// Per-extension settings beat the global one: with recording on, a call to 802
+/// (`recording = false`) is not recorded; with it off, a call to 803 (`recording = true`)
+/// is.
+#[test]
+fn extension_recording_settings_override_the_global_one() {
+    for (global, callee, want) in [
+        (true, ("802", "p802"), false),
+        (false, ("803", "p803"), true),
+    ] {
+        let extra = format!(
+            "[recording]\nenabled = {global}\n[[extensions]]\nnumber = \"803\"\npassword = \"p803\"\nrecording = true\n"
+        );
+        ctiswitch::build_system().block_on(async move {
+            let dir = tempfile::tempdir().unwrap();
+            let config = r#"
+[[extensions]]
+number = "801"
+password = "p801"
+[[extensions]]
+number = "802"
+password = "p802"
+recording = false
+"#;
+            let switch = common::start(dir.path(), &format!("{config}\n{extra}")).await;
+            let opts = CallOpts {
+                dtmf: "",
+                talk: 1.0,
+                callee,
+                ..CallOpts::default()
+            };
+            let r = pjsua::call(switch.sip_addr, &opts).await;
+            let call_id = r["caller"]["call_id"]
+                .as_str()
+                .expect("call id")
+                .to_string();
+            let row = pjsua::wait_calllog(&switch.db, &call_id, Duration::from_secs(3))
+                .await
+                .expect("a call-log row");
+            assert_eq!(
+                !row.record_voice.is_empty(),
+                want,
+                "global {global}, callee {}: {row:?}",
+                callee.0
+            );
+            switch.stop().await.unwrap();
+        });
+    }
+}
+
 /// `[recording] enabled = false`: no file, empty `recordVoice`.
 #[test]
 fn recording_off_records_nothing() {

@@ -1116,7 +1116,23 @@ impl Call {
         let Some(media) = self.media.as_mut() else {
             return;
         };
-        if !settings.recording || media.recording.is_some() {
+        let callee_ext = self
+            .answered
+            .and_then(|id| self.forks.get(&id))
+            .and_then(|f| f.extension.as_ref())
+            .map(|(n, _)| n.as_str());
+        let caller_ext = match &self.caller {
+            Caller::Extension { number, .. } => Some(number.as_str()),
+            Caller::Trunk { .. } => None,
+        };
+        let parties: Vec<&str> = [callee_ext, caller_ext].into_iter().flatten().collect();
+        let record = self
+            .services
+            .recording_overrides
+            .read()
+            .map(|o| o.decide(&parties, self.group.as_deref(), settings.recording))
+            .unwrap_or(settings.recording);
+        if !record || media.recording.is_some() {
             return;
         }
         let day = chrono::Local::now().format("%Y-%m-%d").to_string();

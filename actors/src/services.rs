@@ -53,6 +53,27 @@ impl Default for SwitchSettings {
     }
 }
 
+/// Per-extension and per-group recording settings (`recording = true|false`), over the
+/// global `[recording] enabled`. Replaced whenever the directory is reloaded.
+#[derive(Debug, Clone, Default)]
+pub struct RecordingOverrides {
+    pub extensions: std::collections::HashMap<String, bool>,
+    pub groups: std::collections::HashMap<String, bool>,
+}
+
+impl RecordingOverrides {
+    /// Whether a call between `extensions` (callee first, then caller), through `group`,
+    /// is recorded: the first extension with a setting decides, then the group's
+    /// setting, then `global`.
+    pub fn decide(&self, extensions: &[&str], group: Option<&str>, global: bool) -> bool {
+        extensions
+            .iter()
+            .find_map(|e| self.extensions.get(*e).copied())
+            .or_else(|| group.and_then(|g| self.groups.get(g).copied()))
+            .unwrap_or(global)
+    }
+}
+
 #[derive(Clone)]
 pub struct Services {
     pub endpoint: EndpointHandle,
@@ -61,8 +82,36 @@ pub struct Services {
     pub call_log: Addr<CallLogWriter>,
     pub ports: Arc<PortAllocator>,
     pub media: MediaEngine,
+    pub recording_overrides: Arc<std::sync::RwLock<RecordingOverrides>>,
     /// Text-to-speech for prompts; `None` when `[tts] engine = "off"`.
     pub tts: Option<Arc<TtsCache>>,
     pub digest: Arc<DigestServer>,
     pub settings: Arc<SwitchSettings>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_narrowest_setting_decides() {
+        let o = RecordingOverrides {
+            extensions: [("801".to_string(), false), ("802".to_string(), true)].into(),
+            groups: [("3003".to_string(), false)].into(),
+        };
+        assert!(!o.decide(&["801", "802"], None, true), "callee 801 says no");
+        assert!(
+            o.decide(&["802", "801"], Some("3003"), false),
+            "callee 802 says yes"
+        );
+        assert!(
+            !o.decide(&["803"], Some("3003"), true),
+            "no extension setting: the group"
+        );
+        assert!(
+            o.decide(&["803"], Some("4000"), true),
+            "nothing set: global"
+        );
+        assert!(!o.decide(&[], None, false));
+    }
 }

@@ -19,7 +19,7 @@ use crate::extension::{Extension, ExtensionKind, Retire, SetPassword};
 use crate::media::engine::MediaEngine;
 use crate::media::PortAllocator;
 use crate::router::{Directory, HangupAll, SipInbound, SipRouter, TrunkRoute};
-use crate::services::{Services, SwitchSettings};
+use crate::services::{RecordingOverrides, Services, SwitchSettings};
 use crate::sip::digest::DigestServer;
 use crate::sip::endpoint::{self, EndpointHandle};
 use crate::sip::transaction::LayerConfig;
@@ -118,6 +118,13 @@ pub async fn load_directory(
         };
         directory.conferences.insert(room.number, addr);
     }
+    let overrides = RecordingOverrides {
+        extensions: repo::extensions::recording_overrides(db).await?,
+        groups: repo::groups::recording_overrides(db).await?,
+    };
+    if let Ok(mut current) = services.recording_overrides.write() {
+        *current = overrides;
+    }
     // Extensions that were deleted stop (their registrations go with them).
     for (number, addr) in &current.extensions {
         if !directory.extensions.contains_key(number) {
@@ -170,6 +177,7 @@ impl Switchboard {
                 config.rtp_ports.clone(),
             )?),
             media: media.clone(),
+            recording_overrides: Arc::default(),
             tts: config.tts.clone(),
             digest: Arc::new(DigestServer::new(config.realm.clone(), secret)),
             settings: Arc::new(SwitchSettings {
