@@ -16,7 +16,7 @@
 #
 # Knobs (environment): BENCH_RATES="500 1000 2000 3000 4000 5000" BENCH_STEP_SECONDS=5
 # BENCH_HOLD_MS=200 BENCH_MEDIA_CALLS=100 BENCH_MEDIA_RATE=25 BENCH_MEDIA_WINDOW=10
-# BENCH_ONLY="kamailio switch media dsp" (any subset) BENCH_PIN=1 (pin the target to CPU 1 and
+# BENCH_ONLY="kamailio switch media dsp engine" (any subset) BENCH_PIN=1 (pin the target to CPU 1 and
 # the SIPp pair to CPU 0; BENCH_PIN=0 to let the scheduler place them) BENCH_KEEP=1 (keep
 # the temporary directory and print its path) BENCH_TRACE=1 (SIPp message traces into the
 # temporary directory: slow, for debugging failed calls) BENCH_RETRIES=1 (tries again of a
@@ -33,7 +33,7 @@ HOLD_MS=${BENCH_HOLD_MS:-200}
 MEDIA_CALLS=${BENCH_MEDIA_CALLS:-100}
 MEDIA_RATE=${BENCH_MEDIA_RATE:-25}
 MEDIA_WINDOW=${BENCH_MEDIA_WINDOW:-10}
-ONLY=${BENCH_ONLY:-"kamailio switch media dsp"}
+ONLY=${BENCH_ONLY:-"kamailio switch media dsp engine"}
 PIN=${BENCH_PIN:-1}
 TRACE=${BENCH_TRACE:-0}
 RETRIES=${BENCH_RETRIES:-1}
@@ -502,6 +502,15 @@ if [[ " $ONLY " == *" dsp "* ]]; then
   log "dsp: cargo bench -p actors --bench media"
   if ! (cd "$ROOT" && "${pin_target[@]}" cargo bench -q -p actors --bench media 2>"$TMP/dsp.err" | grep '^BENCH'); then
     log "dsp: media bench failed: $(tail -3 "$TMP/dsp.err")"
+    EXIT=1
+  fi
+fi
+
+# --- media engine with real sockets (issue 4): relay, playback, recording, conference ----
+if [[ " $ONLY " == *" engine "* ]]; then
+  log "engine: cargo bench -p actors --bench engine (loopback sockets, engine-thread CPU)"
+  if ! (cd "$ROOT" && "${pin_target[@]}" cargo bench -q -p actors --bench engine 2>"$TMP/engine.err" | grep '^BENCH'); then
+    log "engine: bench failed: $(tail -3 "$TMP/engine.err")"
     EXIT=1
   fi
 fi
