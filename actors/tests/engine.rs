@@ -128,7 +128,7 @@ impl Rig {
     fn new() -> Self {
         Self {
             engine: MediaEngine::start().unwrap(),
-            ports: PortAllocator::new("127.0.0.1".parse().unwrap(), 42000..=43999).unwrap(),
+            ports: PortAllocator::new("127.0.0.1".parse().unwrap(), 30_000..=30_499).unwrap(),
         }
     }
 

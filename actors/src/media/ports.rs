@@ -167,8 +167,9 @@ mod tests {
 
     #[test]
     fn allocates_even_pairs_skips_taken_and_releases_on_drop() {
-        // A range of this test's own (unit tests run in parallel in one process).
-        const MIN: u16 = 47_100;
+        // A range of this test's own (unit tests run in parallel in one process), below the
+        // kernel's ephemeral ports (32768+) that port-0 sockets of other tests take.
+        const MIN: u16 = 30_500;
         let alloc = PortAllocator::new(LOOPBACK, MIN..=MIN + 5).expect("range");
         // Someone else holds the odd port of the second pair.
         let squatter = UdpSocket::bind((LOOPBACK, MIN + 3));
