@@ -16,16 +16,19 @@ use crate::event_hub::{
     now_ms, CallState, CallStateChanged, Direction, HubEvent, LegDtmf, Party, Publish,
 };
 use crate::extension::{Extension, GetBindings, PhoneEngaged, PhoneReleased};
+use crate::extension::{OfferEnded, OfferOutcome, StartWrapUp};
 use crate::leg::{
     Answer, AnswerReoffer, EndCause, Hangup, Leg, LegEvent, LegEventKind, LegId, Outgoing, Reject,
     Reoffer, Ring,
 };
 use crate::media::dtmf::{DtmfReceived, DtmfSource};
+use crate::media::engine::EndpointId;
 use crate::media::engine::{Codec as MediaCodec, Endpoint, MediaEvent, Recording};
 use crate::media::g711::Law;
 use crate::media::playback::{Playback, Source};
 use crate::media::relay::Latching;
 use crate::media::wav::WavWriter;
+use crate::queue::{Dequeue, Enqueue, OfferResult, Queue, QueueEvent};
 use crate::router::{CallEnded, Resolve, Route};
 use crate::services::Services;
 use crate::sip::message::{NameAddr, Request, SipUri, Transport};
@@ -88,6 +91,8 @@ pub struct CallSetup {
 pub enum CallPhase {
     /// Finding the callee and ringing nobody yet.
     Routing,
+    /// Answered by the switch, waiting in a group's queue (music on hold).
+    Queued,
     /// At least one callee phone rings.
     Ringing,
     Talking,
@@ -98,6 +103,10 @@ pub enum CallPhase {
 pub enum CallInput {
     Alerted,
     Answered,
+    /// Joined a queue (or another one, on overflow).
+    Enqueued,
+    /// The agents rung for a queued call did not answer: back to waiting.
+    Requeued,
     Ended,
 }
 
@@ -105,9 +114,11 @@ pub fn transition(from: CallPhase, input: CallInput) -> Option<CallPhase> {
     use CallInput as I;
     use CallPhase as P;
     match (from, input) {
-        (P::Routing | P::Ringing, I::Alerted) => Some(P::Ringing),
-        (P::Routing | P::Ringing, I::Answered) => Some(P::Talking),
-        (P::Routing | P::Ringing | P::Talking, I::Ended) => Some(P::Ended),
+        (P::Routing | P::Ringing | P::Queued, I::Alerted) => Some(P::Ringing),
+        (P::Routing | P::Ringing | P::Queued, I::Answered) => Some(P::Talking),
+        (P::Routing | P::Queued, I::Enqueued) => Some(P::Queued),
+        (P::Ringing, I::Requeued) => Some(P::Queued),
+        (P::Routing | P::Ringing | P::Queued | P::Talking, I::Ended) => Some(P::Ended),
         _ => None,
     }
 }
@@ -174,6 +185,22 @@ fn law_of(codec: &Codec) -> Law {
     }
 }
 
+/// A call waiting in (or served from) a group's queue.
+struct QueueCall {
+    addr: Addr<Queue>,
+    enqueued_ms: i64,
+    /// When the caller left the queue (an agent answered, it timed out, hung up).
+    left_ms: Option<i64>,
+    /// The agents rung by the offer in progress.
+    offer: Vec<(String, Addr<Extension>)>,
+    offer_timer: Option<SpawnHandle>,
+    wrap_up_seconds: u32,
+    /// The call log's `business` when the caller never reached an agent.
+    outcome: Option<&'static str>,
+    /// The agent who answered, for its wrap-up when the call ends.
+    agent: Option<Addr<Extension>>,
+}
+
 struct Fork {
     leg: Addr<Leg>,
     /// The extension whose phone this fork rings, if any.
@@ -210,6 +237,10 @@ pub struct Call {
     conference: Option<Addr<Conference>>,
     /// The call went to a meet-me room (the call log's `business` is CONFERENCE).
     to_conference: bool,
+    queue: Option<QueueCall>,
+    /// The switch answered the caller itself (room, queue): provisional responses and the
+    /// agent's answer are not passed to the caller any more.
+    answered_locally: bool,
     /// The recording's file (the call log's `recordVoice`).
     record_path: Option<String>,
     ring_timer: Option<SpawnHandle>,
@@ -260,6 +291,8 @@ impl Call {
             media: None,
             conference: None,
             to_conference: false,
+            queue: None,
+            answered_locally: false,
             record_path: None,
             ring_timer: None,
             max_forwards,
@@ -485,12 +518,54 @@ impl Call {
             Route::Extension { number, ext } => {
                 self.ring_extensions(ctx, vec![(number, ext)]);
             }
-            Route::Group { number, members } => {
-                self.group = Some(number);
-                self.ring_extensions(ctx, members);
+            Route::Group { number, queue } => {
+                if let Some(handle) = self.ring_timer.take() {
+                    ctx.cancel_future(handle);
+                }
+                self.group = Some(number.clone());
+                self.enter_queue(ctx, number, queue);
             }
             Route::Conference { number, room } => self.enter_conference(ctx, number, room),
         }
+    }
+
+    /// Answers the caller itself (the first codec of its offer), for a room or a queue.
+    /// Returns the caller's media endpoint, or refuses the call.
+    fn answer_locally(&mut self, ctx: &mut Context<Self>) -> Option<EndpointId> {
+        let Some(offer) = &self.caller_sdp else {
+            self.refuse(ctx, 488, "Not Acceptable Here");
+            return None;
+        };
+        let (codecs, events) = sdp::offered_codecs(offer, &SWITCH_CODECS);
+        let Some(codec) = codecs.first().copied() else {
+            self.refuse(ctx, 488, "Not Acceptable Here");
+            return None;
+        };
+        self.codec = Some(codec);
+        let Some(answer) = self.caller_answer() else {
+            self.refuse(ctx, 488, "Not Acceptable Here");
+            return None;
+        };
+        let Some(media) = &self.media else {
+            self.refuse(ctx, 503, "Service Unavailable");
+            return None;
+        };
+        let _ = media.a.set_codec(MediaCodec {
+            law: law_of(&codec),
+            dtmf_pt: events,
+        });
+        // The switch decodes this caller's audio (room mix, IVR): listening for keys
+        // sent as tones costs little and serves gateways without RFC 4733.
+        let _ = media.a.set_inband_dtmf(true);
+        let _ = media
+            .a
+            .arm_timeout(Some(self.services.settings.rtp_timeout));
+        let endpoint = media.a.id();
+        if let Some(a) = &self.caller_leg {
+            a.do_send(Answer { sdp: answer });
+        }
+        self.answered_locally = true;
+        Some(endpoint)
     }
 
     /// Answers the caller itself and hands its media endpoint to the room.
@@ -500,39 +575,14 @@ impl Call {
         number: String,
         room: Addr<Conference>,
     ) {
-        let Some(offer) = &self.caller_sdp else {
-            return self.refuse(ctx, 488, "Not Acceptable Here");
+        let Some(endpoint) = self.answer_locally(ctx) else {
+            return;
         };
-        let (codecs, events) = sdp::offered_codecs(offer, &SWITCH_CODECS);
-        let Some(codec) = codecs.first().copied() else {
-            return self.refuse(ctx, 488, "Not Acceptable Here");
-        };
-        self.codec = Some(codec);
-        let Some(answer) = self.caller_answer() else {
-            return self.refuse(ctx, 488, "Not Acceptable Here");
-        };
-        let Some(media) = &self.media else {
-            return self.refuse(ctx, 503, "Service Unavailable");
-        };
-        let _ = media.a.set_codec(MediaCodec {
-            law: law_of(&codec),
-            dtmf_pt: events,
-        });
-        // The room decodes the member's audio anyway: listening for keys sent as tones
-        // costs little and serves phones and gateways without RFC 4733.
-        let _ = media.a.set_inband_dtmf(true);
-        let _ = media
-            .a
-            .arm_timeout(Some(self.services.settings.rtp_timeout));
-        let endpoint = media.a.id();
         self.step(CallInput::Answered);
         let now = now_ms();
         self.ring_ms = Some(now);
         self.pickup_ms = Some(now);
         self.callee = number;
-        if let Some(a) = &self.caller_leg {
-            a.do_send(Answer { sdp: answer });
-        }
         self.publish(CallState::Talking, &self.id, None);
         room.send(Admit {
             call_id: self.id.clone(),
@@ -557,6 +607,252 @@ impl Call {
         .wait(ctx);
         self.conference = Some(room);
         self.to_conference = true;
+    }
+
+    /// Answers the caller, plays it music and puts it in the group's queue.
+    fn enter_queue(&mut self, ctx: &mut Context<Self>, number: String, queue: Addr<Queue>) {
+        if self.queue.is_none() && self.answer_locally(ctx).is_none() {
+            return;
+        }
+        if !self.step(CallInput::Enqueued) {
+            return;
+        }
+        tracing::debug!(call_id = %self.id, group = %number, "caller queued");
+        self.play_music(true);
+        let previous = self.queue.take();
+        self.queue = Some(QueueCall {
+            addr: queue.clone(),
+            enqueued_ms: previous.as_ref().map_or_else(now_ms, |q| q.enqueued_ms),
+            left_ms: None,
+            offer: Vec::new(),
+            offer_timer: None,
+            wrap_up_seconds: 0,
+            outcome: None,
+            agent: None,
+        });
+        self.publish(CallState::Queued, &self.id, None);
+        let caller = self.caller.number().to_string();
+        let vip = self.services.vip_level.clone();
+        let me = ctx.address().recipient();
+        let call_id = self.id.clone();
+        async move {
+            let vip_level = match vip {
+                Some(lookup) => lookup(caller.clone()).await,
+                None => 0,
+            };
+            queue
+                .send(Enqueue {
+                    call_id,
+                    caller,
+                    call: me,
+                    vip_level,
+                    queue_priority: 0,
+                })
+                .await
+        }
+        .into_actor(self)
+        .map(|position, act, _| {
+            tracing::debug!(call_id = %act.id, ?position, "queued");
+        })
+        .spawn(ctx);
+    }
+
+    /// Music on hold to the caller (on) or not (off: bridged audio flows again).
+    fn play_music(&self, on: bool) {
+        let Some(media) = &self.media else {
+            return;
+        };
+        if !on {
+            let _ = media.a.stop_playback();
+            return;
+        }
+        if let Some(music) = self.services.settings.music_on_hold.clone() {
+            let _ = media.a.play(Playback::new(
+                MUSIC_ON_HOLD_PLAYBACK,
+                Source::looping(music),
+            ));
+        }
+    }
+
+    /// The queue offers this call to `agents`: ring them (with the codec the caller was
+    /// answered with) for at most `ring_timeout`.
+    fn offer_to_agents(
+        &mut self,
+        ctx: &mut Context<Self>,
+        agents: Vec<(String, Addr<Extension>)>,
+        ring_timeout: std::time::Duration,
+        wrap_up_seconds: u32,
+    ) {
+        let waiting = self.phase == CallPhase::Queued && self.answered.is_none();
+        let Some(q) = self.queue.as_mut().filter(|_| waiting) else {
+            for (_, ext) in agents {
+                ext.do_send(OfferEnded {
+                    call_id: self.id.clone(),
+                    outcome: OfferOutcome::Withdrawn,
+                });
+            }
+            return;
+        };
+        q.offer = agents.clone();
+        q.wrap_up_seconds = wrap_up_seconds;
+        q.offer_timer = Some(ctx.run_later(ring_timeout, |act, ctx| act.offer_failed(ctx, true)));
+        self.best_failure = None;
+        let lookups = agents.into_iter().map(|(number, ext)| {
+            let query = ext.send(GetBindings);
+            async move { (number, ext, query.await.unwrap_or_default()) }
+        });
+        futures::future::join_all(lookups)
+            .into_actor(self)
+            .map(|found, act, ctx| {
+                if act.phase != CallPhase::Queued || act.answered.is_some() {
+                    return;
+                }
+                for (number, ext, bindings) in found {
+                    for binding in bindings {
+                        act.fork(
+                            ctx,
+                            binding.uri.clone(),
+                            binding.dest,
+                            binding.transport.clone(),
+                            Some((number.clone(), ext.clone())),
+                        );
+                    }
+                }
+                if act.forks.is_empty() {
+                    act.offer_failed(ctx, false);
+                }
+            })
+            .wait(ctx);
+    }
+
+    /// An agent answered the queued call `leg`: the queue and the agents hear of it.
+    fn agent_answered(&mut self, ctx: &mut Context<Self>, leg: LegId) {
+        let winner = self
+            .forks
+            .get(&leg)
+            .and_then(|f| f.extension.as_ref())
+            .map(|(n, _)| n.clone());
+        let Some(q) = self.queue.as_mut() else {
+            return;
+        };
+        if let Some(t) = q.offer_timer.take() {
+            ctx.cancel_future(t);
+        }
+        q.left_ms = Some(now_ms());
+        for (number, ext) in q.offer.drain(..) {
+            let won = Some(&number) == winner.as_ref();
+            if won {
+                q.agent = Some(ext.clone());
+            }
+            ext.do_send(OfferEnded {
+                call_id: self.id.clone(),
+                outcome: if won {
+                    OfferOutcome::Answered
+                } else {
+                    OfferOutcome::Withdrawn
+                },
+            });
+        }
+        q.addr.do_send(OfferResult {
+            call_id: self.id.clone(),
+            answered_by: winner,
+        });
+    }
+
+    /// Nobody took the offered call (rang out, refused, unreachable): the agents are
+    /// released (a ring-out counts as missed) and the caller waits again.
+    fn offer_failed(&mut self, ctx: &mut Context<Self>, rang_out: bool) {
+        if self.answered.is_some() || self.phase == CallPhase::Ended {
+            return;
+        }
+        let Some(q) = self.queue.as_mut() else {
+            return;
+        };
+        if let Some(t) = q.offer_timer.take() {
+            ctx.cancel_future(t);
+        }
+        let agents = std::mem::take(&mut q.offer);
+        let addr = q.addr.clone();
+        self.cancel_forks(None);
+        self.forks.clear();
+        for (_, ext) in &agents {
+            ext.do_send(PhoneReleased {
+                call_id: self.id.clone(),
+            });
+            ext.do_send(OfferEnded {
+                call_id: self.id.clone(),
+                outcome: if rang_out {
+                    OfferOutcome::Missed
+                } else {
+                    OfferOutcome::Withdrawn
+                },
+            });
+        }
+        self.step(CallInput::Requeued);
+        addr.do_send(OfferResult {
+            call_id: self.id.clone(),
+            answered_by: None,
+        });
+        let _ = ctx;
+    }
+
+    /// Leaves the queue for the overflow target, or plays a goodbye and hangs up.
+    fn queue_timed_out(&mut self, ctx: &mut Context<Self>, overflow: Option<String>) {
+        if self.phase != CallPhase::Queued && self.phase != CallPhase::Ringing {
+            return;
+        }
+        if self.phase == CallPhase::Ringing {
+            self.offer_failed(ctx, false);
+        }
+        if let Some(q) = self.queue.as_mut() {
+            q.outcome = Some("QUEUE_TIMEOUT");
+            q.left_ms = Some(now_ms());
+        }
+        let target = overflow.and_then(|t| t.parse::<entities::Target>().ok());
+        let number = match target {
+            Some(entities::Target::Group(n) | entities::Target::Ext(n)) => Some(n),
+            _ => None,
+        };
+        let Some(number) = number else {
+            tracing::info!(call_id = %self.id, "queue timeout: hanging up");
+            self.hungup.get_or_insert(EndedBy::System);
+            if let Some(a) = &self.caller_leg {
+                a.do_send(Hangup);
+            }
+            return self.end(ctx);
+        };
+        tracing::info!(call_id = %self.id, %number, "queue timeout: overflow");
+        self.services
+            .router
+            .send(Resolve {
+                number,
+                from_trunk: false,
+                allow_transit: false,
+            })
+            .into_actor(self)
+            .map(|route, act, ctx| match route {
+                Ok(Route::Group { number, queue }) => {
+                    act.group = Some(number.clone());
+                    act.enter_queue(ctx, number, queue);
+                }
+                Ok(Route::Extension { number, ext }) => {
+                    // Ring the extension directly (the caller keeps its music meanwhile).
+                    act.offer_to_agents(
+                        ctx,
+                        vec![(number, ext)],
+                        act.services.settings.ring_timeout,
+                        0,
+                    );
+                }
+                _ => {
+                    act.hungup.get_or_insert(EndedBy::System);
+                    if let Some(a) = &act.caller_leg {
+                        a.do_send(Hangup);
+                    }
+                    act.end(ctx);
+                }
+            })
+            .wait(ctx);
     }
 
     fn ring_extensions(
@@ -604,7 +900,13 @@ impl Call {
         let (Some(offer), Some(session)) = (&self.caller_sdp, self.callee_session.as_mut()) else {
             return;
         };
-        let (codecs, events) = sdp::offered_codecs(offer, &SWITCH_CODECS);
+        let (mut codecs, events) = sdp::offered_codecs(offer, &SWITCH_CODECS);
+        if self.answered_locally {
+            // The caller was answered with one codec; the relay does not transcode.
+            if let Some(codec) = self.codec {
+                codecs = vec![codec];
+            }
+        }
         let direction = offer
             .first_audio()
             .map(|i| offer.media_direction(i))
@@ -742,6 +1044,10 @@ impl Call {
                 } else {
                     self.publish(CallState::Ringing, &call_id, None);
                 }
+                if self.answered_locally {
+                    // The caller hears music, not the agent's ringback.
+                    return;
+                }
                 let early = match sdp {
                     Some(body) if !self.early_media_sent && self.take_callee_sdp(&body) => {
                         self.caller_answer()
@@ -776,7 +1082,11 @@ impl Call {
                     Some(body) => self.take_callee_sdp(body),
                     None => self.early_media_sent,
                 };
-                let answer = usable.then(|| self.caller_answer()).flatten();
+                let answer = if self.answered_locally {
+                    usable.then(Bytes::new)
+                } else {
+                    usable.then(|| self.caller_answer()).flatten()
+                };
                 let Some(answer) = answer else {
                     if let Some(f) = self.forks.get(&id) {
                         f.leg.do_send(Hangup);
@@ -795,7 +1105,10 @@ impl Call {
                 if self.ring_ms.is_none() {
                     self.ring_ms = Some(now);
                 }
-                if let Some(a) = &self.caller_leg {
+                if self.answered_locally {
+                    self.play_music(false);
+                    self.agent_answered(ctx, id);
+                } else if let Some(a) = &self.caller_leg {
                     a.do_send(Answer { sdp: answer });
                 }
                 if let Some(media) = &self.media {
@@ -845,6 +1158,10 @@ impl Call {
                 }
                 if better_failure(status, self.best_failure.as_ref().map(|f| f.0)) {
                     self.best_failure = Some((status, reason));
+                }
+                if self.forks.is_empty() && self.queue.is_some() && self.answered.is_none() {
+                    // The agent's phone refused the queue call: the caller waits on.
+                    return self.offer_failed(ctx, true);
                 }
                 if self.forks.is_empty()
                     && self.answered.is_none()
@@ -1041,6 +1358,27 @@ impl Call {
                 });
             }
         }
+        if let Some(q) = self.queue.as_mut() {
+            if q.left_ms.is_none() {
+                // Hung up while waiting (or while an agent rang).
+                q.left_ms = Some(end);
+                q.outcome.get_or_insert("QUEUE_HUNGUP");
+                q.addr.do_send(Dequeue {
+                    call_id: self.id.clone(),
+                });
+            }
+            for (_, ext) in q.offer.drain(..) {
+                ext.do_send(OfferEnded {
+                    call_id: self.id.clone(),
+                    outcome: OfferOutcome::Withdrawn,
+                });
+            }
+            if let Some(agent) = &q.agent {
+                agent.do_send(StartWrapUp {
+                    seconds: q.wrap_up_seconds,
+                });
+            }
+        }
         if let Some(room) = self.conference.take() {
             room.do_send(Depart {
                 call_id: self.id.clone(),
@@ -1203,7 +1541,14 @@ impl Call {
         let secs = |from: i64, to: i64| {
             i32::try_from(((to - from).max(0) + 500) / 1000).unwrap_or(i32::MAX)
         };
+        let queue_outcome = self.queue.as_ref().and_then(|q| q.outcome);
         let (business, call_type) = match (&self.caller, &self.trunk_out) {
+            (Caller::Trunk { .. }, _) if queue_outcome.is_some() => {
+                (queue_outcome.unwrap_or_default(), call_type_of(&caller))
+            }
+            (Caller::Extension { .. }, _) if queue_outcome.is_some() => {
+                (queue_outcome.unwrap_or_default(), "CENTREX_CALL")
+            }
             (Caller::Trunk { .. }, _) if self.to_conference => {
                 ("CONFERENCE", call_type_of(&caller))
             }
@@ -1241,6 +1586,11 @@ impl Call {
             hungupside: self.hungup.unwrap_or(EndedBy::System).as_str().into(),
             peercallid: self.peer_call_id.clone(),
             record_voice: self.record_path.clone().unwrap_or_default(),
+            queue_time: self.queue.as_ref().map_or(0, |q| q.enqueued_ms),
+            queue_duration: self
+                .queue
+                .as_ref()
+                .map_or(0, |q| secs(q.enqueued_ms, q.left_ms.unwrap_or(end))),
             ..calllog::Model::default()
         }
     }
@@ -1349,6 +1699,20 @@ impl Handler<MediaNotice> for Call {
                     tracing::warn!(call_id = %self.id, "recording failed: {e}");
                 }
             }
+        }
+    }
+}
+
+impl Handler<QueueEvent> for Call {
+    type Result = ();
+    fn handle(&mut self, msg: QueueEvent, ctx: &mut Self::Context) {
+        match msg {
+            QueueEvent::Offer {
+                agents,
+                ring_timeout,
+                wrap_up_seconds,
+            } => self.offer_to_agents(ctx, agents, ring_timeout, wrap_up_seconds),
+            QueueEvent::TimedOut { overflow } => self.queue_timed_out(ctx, overflow),
         }
     }
 }

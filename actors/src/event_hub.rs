@@ -11,6 +11,8 @@ use serde::Serialize;
 #[serde(rename_all = "lowercase")]
 pub enum CallState {
     Calling,
+    /// Answered by the switch and waiting in a group's queue.
+    Queued,
     Ringing,
     Talking,
     Hungup,

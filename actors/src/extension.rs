@@ -9,6 +9,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use actix::prelude::*;
 
+use entities::extension::Presence;
+
 use crate::event_hub::{now_ms, ExtensionStateChanged, HubEvent, PhoneState, Publish};
 use crate::services::Services;
 use crate::sip::dialog::reach;
@@ -58,6 +60,59 @@ pub struct Extension {
     expiry: Option<SpawnHandle>,
     /// Keep-alive OPTIONS in flight: transaction → contact URI it probes.
     probes: HashMap<TransactionKey, String>,
+    agent: AgentState,
+    /// Queues this agent belongs to, told of every change that matters to them.
+    watchers: Vec<Recipient<AgentChanged>>,
+}
+
+/// Call-center state of the extension's person (the agent).
+#[derive(Debug, Clone)]
+struct AgentState {
+    presence: Presence,
+    presence_reason: String,
+    /// Epoch ms since when the phone is idle.
+    idle_since_ms: i64,
+    answered_calls: u32,
+    /// Queue calls that rang out unanswered in a row.
+    missed_in_row: u32,
+    /// Queue calls that rang out unanswered (`incomingMissedCount`).
+    incoming_missed: u32,
+    /// Queue calls not offered because the handset was off-hook (`missingCallCount`).
+    missing_calls: u32,
+    /// The queue call this agent is being offered (ringing) right now.
+    reserved_for: Option<String>,
+    /// Epoch ms until which the agent is in wrap-up (after-call work).
+    wrap_up_until_ms: Option<i64>,
+}
+
+/// Queue calls missed in a row after which the agent is set busy (its phone rings
+/// unattended: the caller should not keep waiting on it).
+pub const MAX_MISSED_IN_ROW: u32 = 3;
+/// The reason shown for an agent set busy that way.
+pub const MISSED_CALLS_REASON: &str = "MissedCalls";
+
+/// What a queue knows of one agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentStatus {
+    pub number: String,
+    pub registered: bool,
+    pub presence: Presence,
+    pub phone_idle: bool,
+    pub reserved: bool,
+    pub in_wrap_up: bool,
+    pub idle_since_ms: i64,
+    pub answered_calls: u32,
+}
+
+impl AgentStatus {
+    /// Free to be offered a queue call now.
+    pub fn free(&self) -> bool {
+        self.registered
+            && self.phone_idle
+            && !self.reserved
+            && !self.in_wrap_up
+            && matches!(self.presence, Presence::Online | Presence::Reducing)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -78,6 +133,47 @@ impl Extension {
             calls: HashMap::new(),
             expiry: None,
             probes: HashMap::new(),
+            agent: AgentState {
+                presence: Presence::Online,
+                presence_reason: String::new(),
+                idle_since_ms: now_ms(),
+                answered_calls: 0,
+                missed_in_row: 0,
+                incoming_missed: 0,
+                missing_calls: 0,
+                reserved_for: None,
+                wrap_up_until_ms: None,
+            },
+            watchers: Vec::new(),
+        }
+    }
+
+    /// Starts with the presence stored in the database.
+    pub fn with_presence(mut self, presence: Presence, reason: String) -> Self {
+        self.agent.presence = presence;
+        self.agent.presence_reason = reason;
+        self
+    }
+
+    fn agent_status(&self) -> AgentStatus {
+        AgentStatus {
+            number: self.number.clone(),
+            registered: !self.bindings.is_empty(),
+            presence: self.agent.presence,
+            phone_idle: self.calls.is_empty(),
+            reserved: self.agent.reserved_for.is_some(),
+            in_wrap_up: self.agent.wrap_up_until_ms.is_some_and(|t| t > now_ms()),
+            idle_since_ms: self.agent.idle_since_ms,
+            answered_calls: self.agent.answered_calls,
+        }
+    }
+
+    /// Tells the queues this agent is in about its state.
+    fn notify_watchers(&mut self) {
+        self.watchers.retain(|w| w.connected());
+        let status = self.agent_status();
+        for w in &self.watchers {
+            w.do_send(AgentChanged(status.clone()));
         }
     }
 
@@ -92,7 +188,8 @@ impl Extension {
         }
     }
 
-    fn publish(&self) {
+    fn publish(&mut self) {
+        self.notify_watchers();
         if self.kind == ExtensionKind::Gateway {
             // Calls from a registered gateway are trunk calls: the router must know where
             // it sends from.
@@ -442,6 +539,9 @@ impl Handler<PhoneReleased> for Extension {
     type Result = ();
     fn handle(&mut self, msg: PhoneReleased, _: &mut Self::Context) {
         if self.calls.remove(&msg.call_id).is_some() {
+            if self.calls.is_empty() {
+                self.agent.idle_since_ms = now_ms();
+            }
             self.publish();
         }
     }
@@ -510,4 +610,172 @@ impl Handler<Retire> for Extension {
 fn httpdate(t: SystemTime) -> String {
     let dt: chrono::DateTime<chrono::Utc> = t.into();
     dt.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+/// Event to a queue: an agent's state changed.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct AgentChanged(pub AgentStatus);
+
+/// Command from a queue: send it every change of this agent from now on (and the state
+/// now).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WatchAgent(pub Recipient<AgentChanged>);
+
+impl Handler<WatchAgent> for Extension {
+    type Result = ();
+    fn handle(&mut self, msg: WatchAgent, _: &mut Self::Context) {
+        msg.0.do_send(AgentChanged(self.agent_status()));
+        self.watchers.push(msg.0);
+    }
+}
+
+/// Command (interface 14, or the switch itself): the agent's presence.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetPresence {
+    pub presence: Presence,
+    pub reason: String,
+}
+
+impl Handler<SetPresence> for Extension {
+    type Result = ();
+    fn handle(&mut self, msg: SetPresence, _: &mut Self::Context) {
+        if msg.presence == Presence::Online {
+            self.agent.missed_in_row = 0;
+        }
+        self.agent.presence = msg.presence;
+        self.agent.presence_reason = msg.reason;
+        self.notify_watchers();
+    }
+}
+
+/// Query from a queue: hold this free agent for `call_id` (its phone is about to ring).
+/// False when it is not free any more (another queue was quicker, the phone went busy).
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct ReserveAgent {
+    pub call_id: String,
+}
+
+impl Handler<ReserveAgent> for Extension {
+    type Result = bool;
+    fn handle(&mut self, msg: ReserveAgent, _: &mut Self::Context) -> bool {
+        let status = self.agent_status();
+        if !status.free() {
+            if status.registered && !status.phone_idle && !status.reserved {
+                self.agent.missing_calls += 1;
+            }
+            return false;
+        }
+        self.agent.reserved_for = Some(msg.call_id);
+        self.notify_watchers();
+        true
+    }
+}
+
+/// How a queue call offered to this agent ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfferOutcome {
+    /// The agent answered; wrap-up follows the call (see [`StartWrapUp`]).
+    Answered,
+    /// It rang out (or the phone refused it).
+    Missed,
+    /// Another agent answered first, or the caller left: not the agent's doing.
+    Withdrawn,
+}
+
+/// Event from a call: the offer of `call_id` to this agent is over.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct OfferEnded {
+    pub call_id: String,
+    pub outcome: OfferOutcome,
+}
+
+impl Handler<OfferEnded> for Extension {
+    type Result = ();
+    fn handle(&mut self, msg: OfferEnded, _: &mut Self::Context) {
+        if self.agent.reserved_for.as_deref() == Some(msg.call_id.as_str()) {
+            self.agent.reserved_for = None;
+        }
+        match msg.outcome {
+            OfferOutcome::Answered => {
+                self.agent.answered_calls += 1;
+                self.agent.missed_in_row = 0;
+            }
+            OfferOutcome::Missed => {
+                self.agent.incoming_missed += 1;
+                self.agent.missed_in_row += 1;
+                if self.agent.missed_in_row >= MAX_MISSED_IN_ROW
+                    && self.agent.presence == Presence::Online
+                {
+                    tracing::info!(extension = %self.number, "missed {} queue calls in a row: set busy", self.agent.missed_in_row);
+                    self.agent.presence = Presence::Busy;
+                    self.agent.presence_reason = MISSED_CALLS_REASON.into();
+                }
+            }
+            OfferOutcome::Withdrawn => {}
+        }
+        self.notify_watchers();
+    }
+}
+
+/// Command from a queue call that ended: after-call work for `seconds`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StartWrapUp {
+    pub seconds: u32,
+}
+
+impl Handler<StartWrapUp> for Extension {
+    type Result = ();
+    fn handle(&mut self, msg: StartWrapUp, ctx: &mut Self::Context) {
+        if msg.seconds == 0 {
+            return;
+        }
+        let until = now_ms() + i64::from(msg.seconds) * 1_000;
+        self.agent.wrap_up_until_ms = Some(until);
+        self.notify_watchers();
+        ctx.run_later(
+            Duration::from_secs(u64::from(msg.seconds)),
+            move |act, _| {
+                if act.agent.wrap_up_until_ms == Some(until) {
+                    act.agent.wrap_up_until_ms = None;
+                    // Idle counts from the end of the after-call work.
+                    act.agent.idle_since_ms = now_ms();
+                    act.notify_watchers();
+                }
+            },
+        );
+    }
+}
+
+/// Counters and presence as monitoring (interface 23) shows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentSnapshot {
+    pub status: AgentStatus,
+    pub presence_reason: String,
+    pub incoming_missed_count: u32,
+    pub missing_call_count: u32,
+    pub missed_in_row: u32,
+}
+
+/// Query: the agent's presence and counters.
+#[derive(Message)]
+#[rtype(result = "AgentSnapshot")]
+pub struct GetAgent;
+
+impl Handler<GetAgent> for Extension {
+    type Result = MessageResult<GetAgent>;
+    fn handle(&mut self, _: GetAgent, _: &mut Self::Context) -> Self::Result {
+        MessageResult(AgentSnapshot {
+            status: self.agent_status(),
+            presence_reason: self.agent.presence_reason.clone(),
+            incoming_missed_count: self.agent.incoming_missed,
+            missing_call_count: self.agent.missing_calls,
+            missed_in_row: self.agent.missed_in_row,
+        })
+    }
 }

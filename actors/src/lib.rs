@@ -12,7 +12,9 @@
 //!   legs and relay, its call-log row), `leg` (`Leg`: one SIP dialog), `event_hub`
 //!   (`EventHub`), `call_log_writer` (`CallLogWriter`: batched call-log rows),
 //!   `conference` (`Conference`: a meet-me room, its members and their mix modes),
-//!   `playout` (`Playout`: the switch calls an extension and plays something to it).
+//!   `playout` (`Playout`: the switch calls an extension and plays something to it),
+//!   `queue` (`Queue`: a group's waiting callers and its agents; the decisions are in
+//!   `queue_policy`).
 //! - `services` — what the switching actors share; `switchboard` — starting and stopping
 //!   all of it.
 
@@ -24,6 +26,8 @@ pub mod extension;
 pub mod leg;
 pub mod media;
 pub mod playout;
+pub mod queue;
+pub mod queue_policy;
 pub mod router;
 pub mod services;
 pub mod sip;

@@ -16,6 +16,7 @@ use crate::conference::Conference;
 use crate::extension::{AuthVerdict, AuthorizeInvite, Extension, HandleRegister};
 use crate::leg::SipEvent;
 use crate::playout::{PlayInstead, Playout};
+use crate::queue::Queue;
 use crate::services::Services;
 use crate::sip::dialog::DialogKey;
 use crate::sip::endpoint::Inbound;
@@ -42,8 +43,8 @@ pub struct TrunkRoute {
 #[derive(Default)]
 pub struct Directory {
     pub extensions: HashMap<String, Addr<Extension>>,
-    /// Group number → member extension numbers.
-    pub groups: HashMap<String, Vec<String>>,
+    /// Group number → its queue.
+    pub queues: HashMap<String, Addr<Queue>>,
     pub trunks: Vec<TrunkRoute>,
     pub access_numbers: HashMap<String, Target>,
     /// Meet-me rooms by number.
@@ -59,10 +60,10 @@ pub enum Route {
         number: String,
         ext: Addr<Extension>,
     },
-    /// Ring every member (until the queue work replaces it).
+    /// A group: the caller waits in its queue for an agent.
     Group {
         number: String,
-        members: Vec<(String, Addr<Extension>)>,
+        queue: Addr<Queue>,
     },
     Trunk {
         name: String,
@@ -308,18 +309,10 @@ impl SipRouter {
                 ext: ext.clone(),
             };
         }
-        if let Some(members) = self.directory.groups.get(number) {
+        if let Some(queue) = self.directory.queues.get(number) {
             return Route::Group {
                 number: number.to_string(),
-                members: members
-                    .iter()
-                    .filter_map(|m| {
-                        self.directory
-                            .extensions
-                            .get(m)
-                            .map(|a| (m.clone(), a.clone()))
-                    })
-                    .collect(),
+                queue: queue.clone(),
             };
         }
         if let Some(target) = self.directory.access_numbers.get(number) {
@@ -713,5 +706,24 @@ impl Handler<PlayToExtension> for SipRouter {
         let addr = playout.start();
         self.playouts.insert(msg.extension, (addr, call_id.clone()));
         Ok(call_id)
+    }
+}
+
+/// Query: the queues, by group number (interface 40).
+#[derive(Message)]
+#[rtype(result = "Vec<(String, Addr<Queue>)>")]
+pub struct ListQueues;
+
+impl Handler<ListQueues> for SipRouter {
+    type Result = MessageResult<ListQueues>;
+    fn handle(&mut self, _: ListQueues, _: &mut Self::Context) -> Self::Result {
+        let mut queues: Vec<_> = self
+            .directory
+            .queues
+            .iter()
+            .map(|(n, a)| (n.clone(), a.clone()))
+            .collect();
+        queues.sort_by(|a, b| a.0.cmp(&b.0));
+        MessageResult(queues)
     }
 }

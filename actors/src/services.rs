@@ -74,6 +74,9 @@ impl RecordingOverrides {
     }
 }
 
+/// Looks up a caller's VIP level (interface 39; 0 = not a VIP).
+pub type VipLookup = Arc<dyn Fn(String) -> futures::future::BoxFuture<'static, u32> + Send + Sync>;
+
 #[derive(Clone)]
 pub struct Services {
     pub endpoint: EndpointHandle,
@@ -83,6 +86,8 @@ pub struct Services {
     pub ports: Arc<PortAllocator>,
     pub media: MediaEngine,
     pub recording_overrides: Arc<std::sync::RwLock<RecordingOverrides>>,
+    /// VIP levels of callers, for queue order; `None`: everybody is level 0.
+    pub vip_level: Option<VipLookup>,
     /// Text-to-speech for prompts; `None` when `[tts] engine = "off"`.
     pub tts: Option<Arc<TtsCache>>,
     pub digest: Arc<DigestServer>,

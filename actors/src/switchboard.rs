@@ -18,6 +18,7 @@ use crate::event_hub::EventHub;
 use crate::extension::{Extension, ExtensionKind, Retire, SetPassword};
 use crate::media::engine::MediaEngine;
 use crate::media::PortAllocator;
+use crate::queue::{Queue, QueueConfig, QueueMember, ReconfigureQueue};
 use crate::router::{Directory, HangupAll, SipInbound, SipRouter, TrunkRoute};
 use crate::services::{RecordingOverrides, Services, SwitchSettings};
 use crate::sip::digest::DigestServer;
@@ -77,7 +78,17 @@ pub async fn load_directory(
         None => Extension::new(number.to_string(), password, kind, services.clone()).start(),
     };
     for ext in repo::extensions::list(db).await? {
-        let addr = actor_for(&ext.number, ext.password.clone(), ExtensionKind::Phone);
+        let addr = match current.extensions.get(&ext.number) {
+            Some(_) => actor_for(&ext.number, ext.password.clone(), ExtensionKind::Phone),
+            None => Extension::new(
+                ext.number.clone(),
+                ext.password.clone(),
+                ExtensionKind::Phone,
+                services.clone(),
+            )
+            .with_presence(ext.presence, ext.presence_reason.clone())
+            .start(),
+        };
         directory.extensions.insert(ext.number, addr);
     }
     for trunk in repo::trunks::list(db).await? {
@@ -93,11 +104,35 @@ pub async fn load_directory(
         });
     }
     for group in repo::groups::list(db).await? {
-        let members = repo::groups::members(db, group.id).await?;
-        directory.groups.insert(
-            group.number,
-            members.into_iter().map(|m| m.extension.number).collect(),
-        );
+        let members: Vec<QueueMember> = repo::groups::members(db, group.id)
+            .await?
+            .into_iter()
+            .filter_map(|m| {
+                let ext = directory.extensions.get(&m.extension.number)?.clone();
+                Some(QueueMember {
+                    number: m.extension.number,
+                    ext,
+                    priority: m.priority,
+                })
+            })
+            .collect();
+        let config = QueueConfig {
+            strategy: group.strategy,
+            ring_timeout: Duration::from_secs(
+                u64::try_from(group.ring_timeout.max(1)).unwrap_or(20),
+            ),
+            max_wait: Duration::from_secs(u64::try_from(group.max_wait.max(1)).unwrap_or(300)),
+            wrap_up_seconds: u32::try_from(group.wrap_up.max(0)).unwrap_or(0),
+            overflow: group.overflow.clone().filter(|o| !o.is_empty()),
+        };
+        let queue = match current.queues.get(&group.number) {
+            Some(addr) => {
+                addr.do_send(ReconfigureQueue { config, members });
+                addr.clone()
+            }
+            None => Queue::new(group.number.clone(), config, members).start(),
+        };
+        directory.queues.insert(group.number, queue);
     }
     for access in repo::access_numbers::list(db).await? {
         if let Some(target) = access.parsed_target() {
@@ -178,6 +213,7 @@ impl Switchboard {
             )?),
             media: media.clone(),
             recording_overrides: Arc::default(),
+            vip_level: None,
             tts: config.tts.clone(),
             digest: Arc::new(DigestServer::new(config.realm.clone(), secret)),
             settings: Arc::new(SwitchSettings {

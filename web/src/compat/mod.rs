@@ -9,6 +9,7 @@
 
 mod extension_settings;
 mod playback;
+mod queues;
 
 use actix_web::http::header::{ContentType, CONTENT_TYPE};
 use actix_web::http::StatusCode;
@@ -114,8 +115,6 @@ const CALLCTRL_NOT_YET: &[&str] = &[
     "GET_CAPTCHA_RESULT",
     "CLICK_TO_TRANSFER",
     "TALKING_CALLER_TO_IVR",
-    "SET_EXT_PRESENCE_STATE",
-    "ET_EXT_PRESENCE_STATE",
     "CONFERENCE_CREATE",
     "CONFERENCE_JOIN",
     "CALL_THIRD",
@@ -134,7 +133,6 @@ const CALLCTRL_NOT_YET: &[&str] = &[
     "CALL_LOG_QUERY",
     "CALL_LOG_COUNT",
     "CALL_LOG_GET_WITH_CALLID",
-    "QUEUE_INFO",
     "SEND_SMS",
     "PLAY_VOICE_IN_CALL",
     "STOP_VOICE_IN_CALL",
@@ -180,6 +178,11 @@ async fn callctrl(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>
         }
         "SET_CALLS_POP_UP_URL" => extension_settings::set_pop_up_url(&state, &params).await,
         "PLAY_CALL_LOG_RECORD" => playback::play_call_log_record(&state, &params).await,
+        // The manual's table misprints the name (D-14): both spellings work.
+        "SET_EXT_PRESENCE_STATE" | "ET_EXT_PRESENCE_STATE" => {
+            queues::set_presence(&state, &params).await
+        }
+        "QUEUE_INFO" => queues::queue_info(&state).await,
         "" => code(400),
         other if CALLCTRL_NOT_YET.contains(&other) => code(501),
         _ => code(606),

@@ -1,0 +1,326 @@
+//! Groups as queues, with SIPp phones as agents and callers on loopback: who rings, in
+//! which order and after which timeouts; presence (interface 14) and the live queue
+//! (interface 40); a queue timeout; wrap-up; and the call log's queue fields.
+//!
+//! Agents are SIPp UAS processes registered as extensions 802 and 803 (they answer every
+//! call: 180, 200, then wait for the BYE); the caller is SIPp as extension 801 (digest,
+//! then a fixed talk time during which it waits in the queue and talks to the agent).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use actors::extension::{AgentSnapshot, GetAgent};
+use actors::router::GetExtension;
+use common::sipp::{user_line, Sipp, SippProcess};
+use ctiswitch::Switch;
+use entities::calllog;
+
+const PASSWORD: &str = "1234";
+
+fn config(strategy: &str, extra: &str) -> String {
+    format!(
+        r#"
+[[extensions]]
+number = "801"
+password = "1234"
+[[extensions]]
+number = "802"
+password = "1234"
+[[extensions]]
+number = "803"
+password = "1234"
+[[groups]]
+number = "3003"
+name = "Sales"
+strategy = "{strategy}"
+ring_timeout = 2
+max_wait = 20
+{extra}
+"#
+    )
+}
+
+/// `[[groups]]` entries take members as extension `groups = [...]`: add them.
+const MEMBERS: &str = r#"
+"#;
+
+async fn start(dir: &Path, text: &str) -> Switch {
+    // Membership comes from the extensions' `groups` lists.
+    let text = text
+        .replace(
+            "number = \"802\"\npassword = \"1234\"",
+            "number = \"802\"\npassword = \"1234\"\ngroups = [\"3003\"]",
+        )
+        .replace(
+            "number = \"803\"\npassword = \"1234\"",
+            "number = \"803\"\npassword = \"1234\"\ngroups = [\"3003\"]",
+        );
+    common::start(dir, &format!("{text}{MEMBERS}")).await
+}
+
+async fn register(switch: &Switch, user: &str, contact: SocketAddr) {
+    let out = Sipp::new("register.xml")
+        .csv(&user_line(user, PASSWORD, Some(contact)))
+        .remote(switch.sip_addr)
+        .run()
+        .await;
+    out.assert_success(&format!("REGISTER {user}"));
+}
+
+/// An agent phone that answers up to `calls` calls.
+async fn agent(switch: &Switch, number: &str, scenario: &str, calls: u32) -> SippProcess {
+    let mut phone = Sipp::new(scenario)
+        .calls(calls)
+        .timeout(Duration::from_secs(40))
+        .spawn();
+    phone.bound().await;
+    register(switch, number, phone.addr()).await;
+    phone
+}
+
+/// 801 calls `number`, stays `talk_ms` after the 200 (queue + talk), hangs up.
+async fn call(switch: &Switch, number: &str, talk_ms: u64) -> common::sipp::SippOutcome {
+    Sipp::new("uac_call.xml")
+        .csv(&user_line("801", PASSWORD, None))
+        .service(number)
+        .pause_ms(talk_ms)
+        .remote(switch.sip_addr)
+        .timeout(Duration::from_secs(30))
+        .run()
+        .await
+}
+
+/// The call-log rows, oldest first, once there are `n`.
+async fn rows(switch: &Switch, n: usize) -> Vec<calllog::Model> {
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut rows = entities::repo::calllog::recent(&switch.db, 50)
+            .await
+            .expect("call log");
+        if rows.len() >= n || Instant::now() > until {
+            rows.reverse();
+            return rows;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn agent_state(switch: &Switch, number: &str) -> AgentSnapshot {
+    let ext = switch
+        .core
+        .router
+        .send(GetExtension(number.into()))
+        .await
+        .expect("router")
+        .expect("extension");
+    ext.send(GetAgent).await.expect("extension actor")
+}
+
+async fn http(switch: &Switch, query: &str) -> (u16, String) {
+    let resp = common::http()
+        .get(common::url(switch, &format!("/bridge/callctrl?{query}")))
+        .send()
+        .await
+        .expect("HTTP");
+    (
+        resp.status().as_u16(),
+        resp.text().await.unwrap_or_default(),
+    )
+}
+
+/// Longest-idle: the first call goes to the first member (both idle as long), the next
+/// to the other (the first just finished a call), the third back to the first. Every row
+/// carries the queue time.
+#[actix_rt::test]
+async fn longest_idle_offers_each_call_to_the_agent_idle_longest() {
+    let dir = tempfile::tempdir().unwrap();
+    let switch = start(dir.path(), &config("longest-idle", "")).await;
+    let a802 = agent(&switch, "802", "uas.xml", 2).await;
+    let a803 = agent(&switch, "803", "uas.xml", 1).await;
+    for n in 1..=3 {
+        let out = call(&switch, "3003", 1_200).await;
+        out.assert_success(&format!("call {n} to the queue"));
+        // Let the agent's BYE settle before the next call.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let rows = rows(&switch, 3).await;
+    let answered: Vec<&str> = rows.iter().map(|r| r.callee.as_str()).collect();
+    assert_eq!(answered, ["802", "803", "802"], "{rows:#?}");
+    for r in &rows {
+        assert_eq!(r.state, "STATE_RECEIVED", "{r:?}");
+        assert!(
+            r.queue_time >= r.begin_time && r.queue_time > 0,
+            "queueTime: {r:?}"
+        );
+        assert!(r.pickup_time >= r.queue_time, "{r:?}");
+        assert!(r.queue_duration <= 1, "served at once: {r:?}");
+    }
+    a802.wait().await.assert_success("802 took two calls");
+    a803.wait().await.assert_success("803 took one call");
+    switch.stop().await.unwrap();
+}
+
+/// 802 rings and never answers: after the group's 2 s ring timeout the call is taken
+/// back (CANCEL) and 803 rings and answers; 802's missed count goes up.
+#[actix_rt::test]
+async fn an_agent_who_does_not_answer_is_skipped_after_the_ring_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let switch = start(dir.path(), &config("round-robin", "")).await;
+    let a802 = agent(&switch, "802", "uas_ring.xml", 1).await;
+    let a803 = agent(&switch, "803", "uas.xml", 1).await;
+    let out = call(&switch, "3003", 4_000).await;
+    out.assert_success("the caller is served by 803");
+    let rows = rows(&switch, 1).await;
+    let row = &rows[0];
+    assert_eq!(row.callee, "803", "{row:?}");
+    assert!(
+        (2..=3).contains(&row.queue_duration),
+        "waited the ring timeout: {row:?}"
+    );
+    a802.wait()
+        .await
+        .assert_success("802 rang and was cancelled");
+    a803.wait().await.assert_success("803 answered");
+    let state = agent_state(&switch, "802").await;
+    assert_eq!(state.incoming_missed_count, 1, "{state:?}");
+    let state = agent_state(&switch, "803").await;
+    assert_eq!(state.status.answered_calls, 1, "{state:?}");
+    switch.stop().await.unwrap();
+}
+
+/// With its only agent set busy (interface 14) the caller waits, QUEUE_INFO (40) shows
+/// it; the agent set online gets the call at once.
+#[actix_rt::test]
+async fn a_busy_agent_gets_no_call_until_it_is_set_online() {
+    let dir = tempfile::tempdir().unwrap();
+    let switch = start(dir.path(), &config("longest-idle", "")).await;
+    let (status, body) = http(
+        &switch,
+        "opt=SET_EXT_PRESENCE_STATE&extnum=803&state=offline",
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (200, "200"));
+    let (status, body) = http(
+        &switch,
+        "opt=SET_EXT_PRESENCE_STATE&extnum=802&state=busy&reason=LeaveSeat",
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (200, "200"));
+    for (query, want) in [
+        ("opt=SET_EXT_PRESENCE_STATE&extnum=802&state=sleepy", 400),
+        ("opt=SET_EXT_PRESENCE_STATE&extnum=802", 400),
+        ("opt=SET_EXT_PRESENCE_STATE&extnum=899&state=busy", 404),
+    ] {
+        assert_eq!(http(&switch, query).await.0, want, "{query}");
+    }
+    let (status, body) = http(&switch, "opt=QUEUE_INFO").await;
+    assert_eq!((status, body.as_str()), (200, "[]"), "nobody waits yet");
+    let a802 = agent(&switch, "802", "uas.xml", 1).await;
+    let _a803 = agent(&switch, "803", "uas.xml", 1).await;
+    let caller = {
+        let sip = switch.sip_addr;
+        tokio::spawn(async move {
+            Sipp::new("uac_call.xml")
+                .csv(&user_line("801", PASSWORD, None))
+                .service("3003")
+                .pause_ms(4_000)
+                .remote(sip)
+                .timeout(Duration::from_secs(30))
+                .run()
+                .await
+        })
+    };
+    // The caller waits: it shows in QUEUE_INFO.
+    let mut shown = serde_json::Value::Null;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (_, body) = http(&switch, "opt=QUEUE_INFO").await;
+        shown = serde_json::from_str(&body).unwrap_or_default();
+        if shown[0]["count"] == 1 {
+            break;
+        }
+    }
+    assert_eq!(shown[0]["group"], "3003", "{shown}");
+    assert_eq!(shown[0]["count"], 1, "{shown}");
+    assert_eq!(shown[0]["queue"][0]["caller"], "801", "{shown}");
+    assert_eq!(shown[0]["queue"][0]["viplevel"], 0, "{shown}");
+    assert_eq!(shown[0]["queue"][0]["target"], "3003", "{shown}");
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let (status, _) = http(
+        &switch,
+        "opt=SET_EXT_PRESENCE_STATE&extnum=802&state=online",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let out = caller.await.expect("caller task");
+    out.assert_success("the caller reaches 802 once it is online");
+    let rows = rows(&switch, 1).await;
+    assert_eq!(rows[0].callee, "802", "{:?}", rows[0]);
+    assert!(rows[0].queue_duration >= 1, "{:?}", rows[0]);
+    a802.wait().await.assert_success("802 answered");
+    let (_, body) = http(&switch, "opt=QUEUE_INFO").await;
+    assert_eq!(body, "[]");
+    // The presence is stored, too.
+    let stored = entities::repo::extensions::by_number(&switch.db, "803")
+        .await
+        .unwrap()
+        .expect("803");
+    assert_eq!(stored.presence.as_str(), "offline");
+    switch.stop().await.unwrap();
+}
+
+/// No agent at all and `max_wait = 2`: the switch hangs up after 2 s; the row says
+/// QUEUE_TIMEOUT.
+#[actix_rt::test]
+async fn a_caller_nobody_takes_is_hung_up_at_max_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = config("ring-all", "").replace("max_wait = 20", "max_wait = 2");
+    let switch = start(dir.path(), &text).await;
+    let out = Sipp::new("uac_wait_bye.xml")
+        .csv(&user_line("801", PASSWORD, None))
+        .service("3003")
+        .remote(switch.sip_addr)
+        .timeout(Duration::from_secs(15))
+        .run()
+        .await;
+    out.assert_success("answered, then BYE from the switch");
+    let rows = rows(&switch, 1).await;
+    let row = &rows[0];
+    assert_eq!(row.business, "QUEUE_TIMEOUT", "{row:?}");
+    assert_eq!(row.hungupside, "system", "{row:?}");
+    assert!((2..=3).contains(&row.queue_duration), "{row:?}");
+    switch.stop().await.unwrap();
+}
+
+/// Wrap-up of 3 s: the agent's second call waits until its after-call work is over.
+#[actix_rt::test]
+async fn wrap_up_delays_the_agents_next_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = config("longest-idle", "wrap_up = 3");
+    let switch = start(dir.path(), &text).await;
+    let _off = http(
+        &switch,
+        "opt=SET_EXT_PRESENCE_STATE&extnum=803&state=offline",
+    )
+    .await;
+    let a802 = agent(&switch, "802", "uas.xml", 2).await;
+    call(&switch, "3003", 800)
+        .await
+        .assert_success("first call");
+    call(&switch, "3003", 5_000)
+        .await
+        .assert_success("second call");
+    let rows = rows(&switch, 2).await;
+    assert_eq!(rows[0].callee, "802");
+    assert_eq!(rows[1].callee, "802");
+    assert!(
+        (2..=4).contains(&rows[1].queue_duration),
+        "the second caller waited for the wrap-up: {:?}",
+        rows[1]
+    );
+    a802.wait().await.assert_success("802 took both calls");
+    switch.stop().await.unwrap();
+}
