@@ -9,6 +9,7 @@
 //! | [`calllog`] | the call-log table, columns and JSON names of the CTI manual (spec Part C) |
 //! | [`callback_outbox`] | durable HTTP callbacks to CRMs |
 //! | [`setting`] | soft parameters (key → text) |
+//! | [`blacklist`], [`vip_list`] | interface 38's blacklist and 39's VIP list (by `telnum`) |
 //! | [`db`] | [`connect`] (SQLite WAL / in-memory rules, PostgreSQL, MySQL), [`db::begin_write`], [`db::now_ms`] |
 //! | [`repo`] | query/mutation services per table, the `*Input` structs and their validation |
 //! | [`provision`] | [`provision::Provisioning`] (the TOML sections) and [`provision::apply`] |
@@ -21,6 +22,7 @@
 //! models derive `Serialize` (the call log with the manual's camelCase names).
 
 pub mod access_number;
+pub mod blacklist;
 pub mod call_group;
 pub mod callback_outbox;
 pub mod calllog;
@@ -30,6 +32,7 @@ pub mod group_member;
 pub mod ivr_menu;
 pub mod setting;
 pub mod trunk;
+pub mod vip_list;
 
 pub mod db;
 pub mod error;
@@ -48,6 +51,7 @@ pub use sea_orm;
 /// Entities under short names: `use entities::prelude::*; Extension::find()…`.
 pub mod prelude {
     pub use crate::access_number::Entity as AccessNumber;
+    pub use crate::blacklist::Entity as Blacklist;
     pub use crate::call_group::Entity as CallGroup;
     pub use crate::callback_outbox::Entity as CallbackOutbox;
     pub use crate::calllog::Entity as Calllog;
@@ -57,4 +61,5 @@ pub mod prelude {
     pub use crate::ivr_menu::Entity as IvrMenu;
     pub use crate::setting::Entity as Setting;
     pub use crate::trunk::Entity as Trunk;
+    pub use crate::vip_list::Entity as VipList;
 }

@@ -9,7 +9,8 @@
 //!     `trunk`, `access_number`, `conference_room`, `ivr_menu`;
 //!   - `m20261125_000002_create_calllog`: `calllog` (column names of the CTI manual, Part C);
 //!   - `m20261125_000003_create_callback_outbox`: `callback_outbox`;
-//!   - `m20261125_000004_create_setting`: `setting`.
+//!   - `m20261125_000004_create_setting`: `setting`;
+//!   - `m20261125_000005_create_blacklist_vip_list`: `blacklist`, `vip_list` (interfaces 38, 39).
 //!
 //! Migrations are frozen history: they do not import the `entities` crate, they spell every
 //! table and column themselves. Change the schema by adding a migration, never by editing one
@@ -26,6 +27,7 @@ mod m20261125_000001_create_config_tables;
 mod m20261125_000002_create_calllog;
 mod m20261125_000003_create_callback_outbox;
 mod m20261125_000004_create_setting;
+mod m20261125_000005_create_blacklist_vip_list;
 
 /// All migrations of ctiswitch, oldest first.
 pub struct Migrator;
@@ -38,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_create_calllog::Migration),
             Box::new(m20261125_000003_create_callback_outbox::Migration),
             Box::new(m20261125_000004_create_setting::Migration),
+            Box::new(m20261125_000005_create_blacklist_vip_list::Migration),
         ]
     }
 }
@@ -54,6 +57,8 @@ pub const TABLES: &[&str] = &[
     "calllog",
     "callback_outbox",
     "setting",
+    "blacklist",
+    "vip_list",
 ];
 
 /// `CREATE TABLE`, with `ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin` on

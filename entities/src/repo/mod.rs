@@ -15,6 +15,7 @@
 //! (or `name`).
 
 pub mod access_numbers;
+pub mod blacklist;
 pub mod calllog;
 pub mod conferences;
 pub mod extensions;
@@ -23,6 +24,7 @@ pub mod ivrs;
 pub mod outbox;
 pub mod settings;
 pub mod trunks;
+pub mod vip;
 
 pub use access_numbers::AccessNumberInput;
 pub use conferences::ConferenceInput;
@@ -31,6 +33,7 @@ pub use groups::{GroupInput, Member, MemberInput};
 pub use ivrs::IvrInput;
 pub use outbox::NewCallback;
 pub use trunks::TrunkInput;
+pub use vip::VipInput;
 
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
 

@@ -8,6 +8,7 @@
 //! text, and the status line carries it when it is a final HTTP status (200–599).
 
 mod extension_settings;
+mod lists;
 mod playback;
 mod queues;
 
@@ -148,12 +149,6 @@ const JSONCFG_NOT_YET: &[&str] = &[
     "CALL_NOTE_ADD",
     "CALL_NOTE_GET",
     "EXTNUM_MONITOR",
-    "BLACK_LIST_ADD",
-    "BLACK_LIST_RMV",
-    "BLACK_LIST_QUERY",
-    "VIP_LIST_ADD",
-    "VIP_LIST_RMV",
-    "VIP_LIST_QUERY",
     "BatchCallMonitor_GET_ALL_RUN_TASK_INFO",
     "BatchCallClear",
     "BatchCallStart",
@@ -189,12 +184,18 @@ async fn callctrl(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>
     }
 }
 
-async fn jsoncfg(req: HttpRequest, body: web::Bytes) -> HttpResponse {
+async fn jsoncfg(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
     let params = Params::from_request(&req, &body);
     let Some(opt) = params.get("opt").map(str::trim) else {
         return code(400);
     };
     match opt {
+        "BLACK_LIST_ADD" => lists::black_list_add(&state, &params).await,
+        "BLACK_LIST_RMV" => lists::black_list_rmv(&state, &params).await,
+        "BLACK_LIST_QUERY" => lists::black_list_query(&state, &params).await,
+        "VIP_LIST_ADD" => lists::vip_list_add(&state, &params).await,
+        "VIP_LIST_RMV" => lists::vip_list_rmv(&state, &params).await,
+        "VIP_LIST_QUERY" => lists::vip_list_query(&state, &params).await,
         "" => code(400),
         other if JSONCFG_NOT_YET.contains(&other) => code(501),
         _ => code(606),
