@@ -237,6 +237,8 @@ pub async fn start(config: Config) -> Result<Switch, Error> {
             records_dir: records_dir.clone(),
             music_on_hold,
             tts: tts_engine(&config)?,
+            routing_url: Some(config.callbacks.routing.trim().to_string())
+                .filter(|u| !u.is_empty()),
         },
         udp,
         tcp,

@@ -324,3 +324,202 @@ async fn wrap_up_delays_the_agents_next_call() {
     a802.wait().await.assert_success("802 took both calls");
     switch.stop().await.unwrap();
 }
+
+async fn jsoncfg(switch: &Switch, query: &str) -> (u16, String) {
+    let resp = common::http()
+        .get(common::url(switch, &format!("/bridge/jsoncfg?{query}")))
+        .send()
+        .await
+        .expect("HTTP");
+    (
+        resp.status().as_u16(),
+        resp.text().await.unwrap_or_default(),
+    )
+}
+
+fn percent(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Two callers wait for the only agent (busy): 801 first, then 804, a VIP of level 2
+/// (interface 39) who came later. QUEUE_INFO lists 804 first; when the agent goes online
+/// 804 is served first.
+#[actix_rt::test]
+async fn a_vip_caller_overtakes_one_who_waited_less_than_its_bonus() {
+    let dir = tempfile::tempdir().unwrap();
+    let text =
+        config("longest-idle", "") + "[[extensions]]\nnumber = \"804\"\npassword = \"1234\"\n";
+    let switch = start(dir.path(), &text).await;
+    let vip = percent(r#"{"telnum":"804","viplevel":2,"des":"vip customer"}"#);
+    assert_eq!(
+        jsoncfg(&switch, &format!("opt=VIP_LIST_ADD&json={vip}"))
+            .await
+            .0,
+        200
+    );
+    http(
+        &switch,
+        "opt=SET_EXT_PRESENCE_STATE&extnum=803&state=offline",
+    )
+    .await;
+    http(&switch, "opt=SET_EXT_PRESENCE_STATE&extnum=802&state=busy").await;
+    let a802 = agent(&switch, "802", "uas.xml", 2).await;
+    let sip = switch.sip_addr;
+    let caller = |user: &'static str, talk_ms: u64| {
+        tokio::spawn(async move {
+            Sipp::new("uac_call.xml")
+                .csv(&user_line(user, PASSWORD, None))
+                .service("3003")
+                .pause_ms(talk_ms)
+                .remote(sip)
+                .timeout(Duration::from_secs(30))
+                .run()
+                .await
+        })
+    };
+    let plain = caller("801", 7_000);
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let vip_call = caller("804", 3_000);
+    let mut shown = serde_json::Value::Null;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (_, body) = http(&switch, "opt=QUEUE_INFO").await;
+        shown = serde_json::from_str(&body).unwrap_or_default();
+        if shown[0]["count"] == 2 {
+            break;
+        }
+    }
+    assert_eq!(shown[0]["count"], 2, "{shown}");
+    assert_eq!(
+        shown[0]["queue"][0]["caller"], "804",
+        "the VIP first: {shown}"
+    );
+    assert_eq!(shown[0]["queue"][0]["viplevel"], 2, "{shown}");
+    assert_eq!(shown[0]["queue"][1]["caller"], "801", "{shown}");
+    assert!(
+        shown[0]["queue"][1]["waitingtime"].as_i64()
+            >= shown[0]["queue"][0]["waitingtime"].as_i64(),
+        "801 has waited longer: {shown}"
+    );
+    http(
+        &switch,
+        "opt=SET_EXT_PRESENCE_STATE&extnum=802&state=online",
+    )
+    .await;
+    vip_call
+        .await
+        .expect("task")
+        .assert_success("the VIP is served");
+    plain
+        .await
+        .expect("task")
+        .assert_success("801 is served after");
+    let rows = rows(&switch, 2).await;
+    let vip_row = rows.iter().find(|r| r.caller == "804").expect("804's row");
+    let plain_row = rows.iter().find(|r| r.caller == "801").expect("801's row");
+    assert!(
+        vip_row.pickup_time < plain_row.pickup_time,
+        "804 answered first: {vip_row:?} {plain_row:?}"
+    );
+    a802.wait().await.assert_success("802 took both");
+    switch.stop().await.unwrap();
+}
+
+/// Interface 38: a blacklisted number can neither call nor be called (403).
+#[actix_rt::test]
+async fn calls_to_and_from_blacklisted_numbers_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let switch = start(dir.path(), &config("longest-idle", "")).await;
+    let _a802 = agent(&switch, "802", "uas.xml", 1).await;
+    assert_eq!(jsoncfg(&switch, "opt=BLACK_LIST_ADD&json=802").await.0, 200);
+    let out = Sipp::new("uac_refused.xml")
+        .csv(&user_line("801", PASSWORD, None))
+        .service("802")
+        .remote(switch.sip_addr)
+        .run()
+        .await;
+    assert_eq!(out.final_status(), Some(403), "{}", out.report());
+    assert_eq!(jsoncfg(&switch, "opt=BLACK_LIST_RMV&json=802").await.0, 200);
+    assert_eq!(jsoncfg(&switch, "opt=BLACK_LIST_ADD&json=801").await.0, 200);
+    let out = Sipp::new("uac_refused.xml")
+        .csv(&user_line("801", PASSWORD, None))
+        .service("3003")
+        .remote(switch.sip_addr)
+        .run()
+        .await;
+    assert_eq!(out.final_status(), Some(403), "{}", out.report());
+    let rows = rows(&switch, 2).await;
+    assert!(rows.iter().all(|r| r.state == "STATE_FAILED"), "{rows:#?}");
+    switch.stop().await.unwrap();
+}
+
+/// Interface 11: for a call from the trunk, the switch asks the CRM (`GET
+/// url?caller=…`) and rings the extension it names; an answer that names nothing usable
+/// (here on the second call) falls back to the dialled number.
+#[actix_rt::test]
+async fn the_routing_query_chooses_the_extension_and_a_bad_answer_falls_back() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let crm = listener.local_addr().unwrap();
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let log = asked.clone();
+    tokio::spawn(async move {
+        for answer in ["803", "<html>oops</html>"] {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = vec![0u8; 4096];
+            let n = s.read(&mut buf).await.unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).to_string();
+            log.lock()
+                .unwrap()
+                .push(head.lines().next().unwrap_or_default().to_string());
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+            let _ = s.write_all(resp.as_bytes()).await;
+        }
+    });
+    let carrier_port = common::sipp::free_port();
+    let text = config("longest-idle", "")
+        + &format!(
+            "[[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1:{carrier_port}\"\n[[access_numbers]]\nnumber = \"1000\"\ntarget = \"group:3003\"\n[callbacks]\nrouting = \"http://{crm}/route\"\n"
+        );
+    let switch = start(dir.path(), &text).await;
+    let a803 = agent(&switch, "803", "uas.xml", 1).await;
+    let a802 = agent(&switch, "802", "uas.xml", 1).await;
+    http(&switch, "opt=SET_EXT_PRESENCE_STATE&extnum=803&state=busy").await;
+    for n in 0..2 {
+        let out = Sipp::new("trunk_call.xml")
+            .port(carrier_port)
+            .csv("0612345678;x;x")
+            .service("1000")
+            .pause_ms(1_000)
+            .remote(switch.sip_addr)
+            .run()
+            .await;
+        out.assert_success(&format!("trunk call {n}"));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let rows = rows(&switch, 2).await;
+    // First: the CRM said 803 (rung directly even though it is busy for queues).
+    assert_eq!(rows[0].callee, "803", "{rows:#?}");
+    // Second: the CRM's answer was no number: access number 1000 → queue 3003 → 802.
+    assert_eq!(rows[1].callee, "802", "{rows:#?}");
+    let asked = asked.lock().unwrap().clone();
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert!(
+        asked[0].starts_with("GET /route?caller=0612345678 "),
+        "{asked:?}"
+    );
+    a803.wait().await.assert_success("803 answered the first");
+    a802.wait().await.assert_success("802 answered the second");
+    switch.stop().await.unwrap();
+}

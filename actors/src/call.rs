@@ -436,25 +436,7 @@ impl Call {
         });
         self.caller_sdp = Some(offer);
         self.publish(CallState::Calling, &self.id, None);
-        self.services
-            .router
-            .send(Resolve {
-                number: self.callee.clone(),
-                from_trunk: matches!(self.caller, Caller::Trunk { .. }),
-                allow_transit: matches!(
-                    self.caller,
-                    Caller::Trunk {
-                        allow_transit: true,
-                        ..
-                    }
-                ),
-            })
-            .into_actor(self)
-            .map(|route, act, ctx| match route {
-                Ok(route) => act.route(ctx, route),
-                Err(_) => act.refuse(ctx, 500, "Server Internal Error"),
-            })
-            .wait(ctx);
+        self.pre_route(ctx);
         let ring_timeout = self.services.settings.ring_timeout;
         self.ring_timer = Some(ctx.run_later(ring_timeout, |act, ctx| {
             if matches!(act.phase, CallPhase::Routing | CallPhase::Ringing) {
@@ -469,6 +451,69 @@ impl Call {
             }
         }));
         Ok(())
+    }
+
+    /// Before the numbering plan: the blacklist (calls from and to a listed number are
+    /// refused with 403), then, for calls from a trunk, the third-party routing query
+    /// (interface 11), whose answer replaces the dialled number when it names an
+    /// extension or a group. A query that fails, times out or answers anything else is
+    /// logged and the dialled number is used.
+    fn pre_route(&mut self, ctx: &mut Context<Self>) {
+        let db = self.services.db.clone();
+        let http = self.services.http.clone();
+        let caller = self.caller.number().to_string();
+        let callee = self.callee.clone();
+        let from_trunk = matches!(self.caller, Caller::Trunk { .. });
+        let allow_transit = matches!(
+            self.caller,
+            Caller::Trunk {
+                allow_transit: true,
+                ..
+            }
+        );
+        let routing_url = self
+            .services
+            .settings
+            .routing_url
+            .clone()
+            .filter(|_| from_trunk);
+        let router = self.services.router.clone();
+        async move {
+            for number in [&caller, &callee] {
+                match entities::repo::blacklist::is_listed_now(&db, number).await {
+                    Ok(true) => return Err(number.clone()),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!("blacklist lookup failed (not blocking): {e}"),
+                }
+            }
+            let resolve = |number: String, from_trunk: bool| Resolve {
+                number,
+                from_trunk,
+                allow_transit,
+            };
+            if let Some(url) = routing_url {
+                if let Some(number) = routing_query(&http, &url, &caller).await {
+                    if let Ok(route @ (Route::Extension { .. } | Route::Group { .. })) =
+                        router.send(resolve(number.clone(), false)).await
+                    {
+                        tracing::info!(%caller, %number, "routed by the routing query");
+                        return Ok(Some(route));
+                    }
+                    tracing::warn!(%caller, %number, "routing query named no extension or group");
+                }
+            }
+            Ok(router.send(resolve(callee, from_trunk)).await.ok())
+        }
+        .into_actor(self)
+        .map(|checked, act, ctx| match checked {
+            Err(number) => {
+                tracing::info!(call_id = %act.id, %number, "blacklisted: refused");
+                act.refuse(ctx, 403, "Forbidden")
+            }
+            Ok(Some(route)) => act.route(ctx, route),
+            Ok(None) => act.refuse(ctx, 500, "Server Internal Error"),
+        })
+        .wait(ctx);
     }
 
     fn route(&mut self, ctx: &mut Context<Self>, route: Route) {
@@ -632,14 +677,16 @@ impl Call {
         });
         self.publish(CallState::Queued, &self.id, None);
         let caller = self.caller.number().to_string();
-        let vip = self.services.vip_level.clone();
+        let db = self.services.db.clone();
         let me = ctx.address().recipient();
         let call_id = self.id.clone();
         async move {
-            let vip_level = match vip {
-                Some(lookup) => lookup(caller.clone()).await,
-                None => 0,
-            };
+            let vip_level = entities::repo::vip::level(&db, &caller)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!("VIP lookup failed (level 0): {e}");
+                    0
+                });
             queue
                 .send(Enqueue {
                     call_id,
@@ -1594,6 +1641,34 @@ impl Call {
             ..calllog::Model::default()
         }
     }
+}
+
+/// How long the routing query (interface 11) may take before normal routing goes on.
+pub const ROUTING_QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Interface 11: `GET url?caller=…`; the answer is a bare extension or group number.
+async fn routing_query(http: &reqwest::Client, url: &str, caller: &str) -> Option<String> {
+    let answer = http
+        .get(url)
+        .query(&[("caller", caller)])
+        .timeout(ROUTING_QUERY_TIMEOUT)
+        .send()
+        .await
+        .and_then(|r| r.error_for_status());
+    let body = match answer {
+        Ok(resp) => resp.text().await.unwrap_or_default(),
+        Err(e) => {
+            tracing::warn!("routing query failed, routing normally: {e}");
+            return None;
+        }
+    };
+    let number = body.trim();
+    if number.is_empty() || number.len() > 32 || !number.bytes().all(|b| b.is_ascii_digit()) {
+        let shown: String = number.chars().take(64).collect();
+        tracing::warn!(answer = %shown, "routing query answered no number, routing normally");
+        return None;
+    }
+    Some(number.to_string())
 }
 
 /// RFC 3261 §16.7 in short: a 6xx beats everything, then 486/404/… over 408/480/5xx.

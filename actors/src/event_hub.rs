@@ -66,6 +66,38 @@ pub struct ExtensionStateChanged {
     pub registered: bool,
     pub phone: PhoneState,
     pub remote_number: Option<String>,
+    /// The agent's presence (`online`, `busy`, `reducing`, `offline`) and its reason.
+    pub presence: &'static str,
+    pub presence_reason: String,
+    /// In after-call work (wrap-up) now.
+    pub wrap_up: bool,
+    pub at: i64,
+}
+
+/// What happened in a queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueEventKind {
+    /// A caller joined the queue.
+    Joined,
+    /// An agent answered the caller.
+    Answered,
+    /// The caller hung up while waiting.
+    Left,
+    /// The caller waited `max_wait` and went to the overflow (or was hung up).
+    TimedOut,
+}
+
+/// A caller joined or left a queue; `count` is how many wait now.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueChanged {
+    pub group: String,
+    pub call_id: String,
+    pub caller: String,
+    pub event: QueueEventKind,
+    /// The agent who answered (for `answered`).
+    pub agent: Option<String>,
+    pub count: usize,
     pub at: i64,
 }
 
@@ -102,6 +134,7 @@ pub enum HubEvent {
     Call(CallStateChanged),
     Extension(ExtensionStateChanged),
     DtmfReceived(LegDtmf),
+    Queue(QueueChanged),
 }
 
 /// Command: deliver every future event to `subscriber`.

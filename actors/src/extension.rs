@@ -206,6 +206,9 @@ impl Extension {
                 registered: !self.bindings.is_empty(),
                 phone: self.phone_state(),
                 remote_number: remote,
+                presence: self.agent.presence.as_str(),
+                presence_reason: self.agent.presence_reason.clone(),
+                wrap_up: self.agent.wrap_up_until_ms.is_some_and(|t| t > now_ms()),
                 at: now_ms(),
             })));
     }
@@ -647,7 +650,7 @@ impl Handler<SetPresence> for Extension {
         }
         self.agent.presence = msg.presence;
         self.agent.presence_reason = msg.reason;
-        self.notify_watchers();
+        self.publish();
     }
 }
 
@@ -718,7 +721,7 @@ impl Handler<OfferEnded> for Extension {
             }
             OfferOutcome::Withdrawn => {}
         }
-        self.notify_watchers();
+        self.publish();
     }
 }
 
@@ -737,7 +740,7 @@ impl Handler<StartWrapUp> for Extension {
         }
         let until = now_ms() + i64::from(msg.seconds) * 1_000;
         self.agent.wrap_up_until_ms = Some(until);
-        self.notify_watchers();
+        self.publish();
         ctx.run_later(
             Duration::from_secs(u64::from(msg.seconds)),
             move |act, _| {
@@ -745,7 +748,7 @@ impl Handler<StartWrapUp> for Extension {
                     act.agent.wrap_up_until_ms = None;
                     // Idle counts from the end of the after-call work.
                     act.agent.idle_since_ms = now_ms();
-                    act.notify_watchers();
+                    act.publish();
                 }
             },
         );

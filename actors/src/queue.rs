@@ -16,7 +16,7 @@ use actix::prelude::*;
 use entities::call_group::Strategy;
 use serde::Serialize;
 
-use crate::event_hub::now_ms;
+use crate::event_hub::{now_ms, EventHub, HubEvent, Publish, QueueChanged, QueueEventKind};
 use crate::extension::{AgentChanged, AgentStatus, Extension, ReserveAgent, WatchAgent};
 use crate::queue_policy::{next_caller, pick_agents, AgentView, WaitKey};
 
@@ -80,9 +80,30 @@ pub struct Queue {
     waiting: Vec<Waiter>,
     seq: u64,
     cursor: usize,
+    hub: Option<Addr<EventHub>>,
 }
 
 impl Queue {
+    /// Publishes the queue's events (joined, answered, left, timed out) on `hub`.
+    pub fn with_hub(mut self, hub: Addr<EventHub>) -> Self {
+        self.hub = Some(hub);
+        self
+    }
+
+    fn publish(&self, waiter: &Waiter, event: QueueEventKind, agent: Option<String>) {
+        if let Some(hub) = &self.hub {
+            hub.do_send(Publish(HubEvent::Queue(QueueChanged {
+                group: self.number.clone(),
+                call_id: waiter.call_id.clone(),
+                caller: waiter.caller.clone(),
+                event,
+                agent,
+                count: self.waiting.len(),
+                at: now_ms(),
+            })));
+        }
+    }
+
     pub fn new(number: String, config: QueueConfig, members: Vec<QueueMember>) -> Self {
         Self {
             number,
@@ -92,6 +113,7 @@ impl Queue {
             waiting: Vec::new(),
             seq: 0,
             cursor: 0,
+            hub: None,
         }
     }
 
@@ -255,6 +277,7 @@ impl Handler<Enqueue> for Queue {
             };
             let waiter = act.waiting.remove(i);
             tracing::info!(queue = %act.number, call_id = %waiter.call_id, "queue timeout");
+            act.publish(&waiter, QueueEventKind::TimedOut, None);
             waiter.call.do_send(QueueEvent::TimedOut {
                 overflow: act.config.overflow.clone(),
             });
@@ -275,6 +298,9 @@ impl Handler<Enqueue> for Queue {
             tried: Vec::new(),
             timer: Some(timer),
         });
+        if let Some(w) = self.waiting.last() {
+            self.publish(w, QueueEventKind::Joined, None);
+        }
         self.dispatch(ctx);
         self.position(&msg.call_id).unwrap_or(1)
     }
@@ -299,6 +325,7 @@ impl Handler<OfferResult> for Queue {
             if let Some(t) = waiter.timer {
                 ctx.cancel_future(t);
             }
+            self.publish(&waiter, QueueEventKind::Answered, msg.answered_by.clone());
         } else {
             let waiter = &mut self.waiting[i];
             let rang = std::mem::take(&mut waiter.ringing);
@@ -323,6 +350,7 @@ impl Handler<Dequeue> for Queue {
             if let Some(t) = waiter.timer {
                 ctx.cancel_future(t);
             }
+            self.publish(&waiter, QueueEventKind::Left, None);
         }
         self.dispatch(ctx);
     }

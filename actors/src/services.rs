@@ -30,6 +30,8 @@ pub struct SwitchSettings {
     pub user_agent: String,
     /// OPTIONS keep-alive period for phones behind NAT.
     pub keepalive_interval: Duration,
+    /// Interface 11: asked where a call from a trunk goes (`GET url?caller=…`).
+    pub routing_url: Option<String>,
     /// Record answered calls (`[recording] enabled`).
     pub recording: bool,
     /// Where recordings go (one folder per day below it).
@@ -46,6 +48,7 @@ impl Default for SwitchSettings {
             ring_timeout: Duration::from_secs(60),
             user_agent: format!("ctiswitch/{}", env!("CARGO_PKG_VERSION")),
             keepalive_interval: crate::extension::KEEPALIVE_INTERVAL,
+            routing_url: None,
             recording: false,
             records_dir: PathBuf::from("data/records"),
             music_on_hold: None,
@@ -74,9 +77,6 @@ impl RecordingOverrides {
     }
 }
 
-/// Looks up a caller's VIP level (interface 39; 0 = not a VIP).
-pub type VipLookup = Arc<dyn Fn(String) -> futures::future::BoxFuture<'static, u32> + Send + Sync>;
-
 #[derive(Clone)]
 pub struct Services {
     pub endpoint: EndpointHandle,
@@ -86,8 +86,11 @@ pub struct Services {
     pub ports: Arc<PortAllocator>,
     pub media: MediaEngine,
     pub recording_overrides: Arc<std::sync::RwLock<RecordingOverrides>>,
-    /// VIP levels of callers, for queue order; `None`: everybody is level 0.
-    pub vip_level: Option<VipLookup>,
+    /// The database, for the few lookups a call makes (blacklist, VIP level); state
+    /// lives in actors.
+    pub db: sea_orm::DatabaseConnection,
+    /// For the HTTP callbacks a call makes itself (interface 11 routing query).
+    pub http: reqwest::Client,
     /// Text-to-speech for prompts; `None` when `[tts] engine = "off"`.
     pub tts: Option<Arc<TtsCache>>,
     pub digest: Arc<DigestServer>,

@@ -47,6 +47,8 @@ pub struct SwitchboardConfig {
     pub music_on_hold: Option<Arc<[i16]>>,
     /// Text-to-speech for prompts.
     pub tts: Option<Arc<crate::media::tts::TtsCache>>,
+    /// Interface 11 routing query URL (`[callbacks] routing`).
+    pub routing_url: Option<String>,
 }
 
 /// The running core.
@@ -130,7 +132,9 @@ pub async fn load_directory(
                 addr.do_send(ReconfigureQueue { config, members });
                 addr.clone()
             }
-            None => Queue::new(group.number.clone(), config, members).start(),
+            None => Queue::new(group.number.clone(), config, members)
+                .with_hub(services.hub.clone())
+                .start(),
         };
         directory.queues.insert(group.number, queue);
     }
@@ -213,7 +217,8 @@ impl Switchboard {
             )?),
             media: media.clone(),
             recording_overrides: Arc::default(),
-            vip_level: None,
+            db: db.clone(),
+            http: reqwest::Client::new(),
             tts: config.tts.clone(),
             digest: Arc::new(DigestServer::new(config.realm.clone(), secret)),
             settings: Arc::new(SwitchSettings {
@@ -224,6 +229,7 @@ impl Switchboard {
                 recording: config.recording,
                 records_dir: config.records_dir.clone(),
                 music_on_hold: config.music_on_hold.clone(),
+                routing_url: config.routing_url.clone(),
                 ..SwitchSettings::default()
             }),
         };
