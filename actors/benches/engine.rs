@@ -8,13 +8,18 @@
 //! Every scenario is bounded in count and time. Printed as `BENCH name=value …` lines:
 //!
 //! - `engine_relay`: N bridged calls, both parties talking: CPU % of one core per call,
-//!   µs per relayed packet;
+//!   µs per relayed packet. The phones send in step (all packets of a 20 ms tick in one
+//!   burst), so the engine finds many ready at each wake-up;
+//! - `engine_relay_spread`: the same with each phone's packets spread over the 20 ms, as
+//!   unsynchronised phones send them: what the wake-ups cost;
 //! - `engine_playback`: N endpoints each playing a looping prompt: CPU per stream and
 //!   late ticks (a late tick is a frame sent more than 40 ms late);
 //! - `engine_recording`: N bridged calls recorded to stereo WAV files;
 //! - `engine_conference`: rooms of 5 talking members: CPU per member per 20 ms tick.
 //!
-//! `BENCH_ENGINE_SCALE` (default 1.0) scales the counts; `BENCH_ENGINE_WINDOW` (s, default 5).
+//! `BENCH_ENGINE_SCALE` (default 1.0) scales the counts; `BENCH_ENGINE_WINDOW` (s, default 5);
+//! `BENCH_ENGINE_ONLY` (comma-separated names without `engine_`, e.g. `relay,relay_spread`)
+//! runs only those scenarios.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -86,7 +91,11 @@ impl Rig {
     fn endpoint(&self, phone: SocketAddr) -> Endpoint {
         let ep = self
             .engine
-            .open(self.ports.allocate().expect("ports"), Latching::Any, self.sink.clone())
+            .open(
+                self.ports.allocate().expect("ports"),
+                Latching::Any,
+                self.sink.clone(),
+            )
             .expect("open");
         ep.set_remote(Some(phone)).unwrap();
         ep.set_codec(Codec {
@@ -129,8 +138,9 @@ impl Phones {
         self.sockets[i].1 = to;
     }
 
-    /// Sends one packet per phone per tick until `stop`; returns packets sent.
-    fn run(self, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+    /// Sends one packet per phone per tick until `stop`; returns packets sent. `spread`:
+    /// phone `n` of `N` sends at `n/N` of each tick rather than all at its start.
+    fn run(self, stop: Arc<AtomicBool>, spread: bool) -> std::thread::JoinHandle<u64> {
         std::thread::spawn(move || {
             let mut pkt = [0u8; 12 + PAYLOAD];
             for (i, b) in pkt[12..].iter_mut().enumerate() {
@@ -139,8 +149,15 @@ impl Phones {
             let start = Instant::now();
             let mut tick = 0u64;
             let mut sent = 0u64;
+            let phones = self.sockets.len().max(1) as u32;
             while !stop.load(Ordering::Relaxed) && start.elapsed() < SCENARIO_LIMIT {
                 for (n, (s, to)) in self.sockets.iter().enumerate() {
+                    if spread {
+                        let due = start + TICK * tick as u32 + TICK * n as u32 / phones;
+                        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                            std::thread::sleep(wait);
+                        }
+                    }
                     let seq = tick as u16;
                     let ts = (tick as u32).wrapping_mul(PAYLOAD as u32);
                     let _ = write_header(&mut pkt, false, 0, seq, ts, 0x1000 + n as u32);
@@ -160,9 +177,9 @@ impl Phones {
 }
 
 /// Runs `phones` for a warm-up and a window; returns (engine CPU seconds, window seconds).
-fn measure(rig: &Rig, phones: Phones, window: Duration) -> (f64, f64, u64) {
+fn measure(rig: &Rig, phones: Phones, window: Duration, spread: bool) -> (f64, f64, u64) {
     let stop = Arc::new(AtomicBool::new(false));
-    let generator = phones.run(stop.clone());
+    let generator = phones.run(stop.clone(), spread);
     std::thread::sleep(Duration::from_secs(1));
     let late0 = rig.engine.stats().late_ticks;
     let c0 = thread_cpu("media");
@@ -176,7 +193,7 @@ fn measure(rig: &Rig, phones: Phones, window: Duration) -> (f64, f64, u64) {
     (c1 - c0, secs, late)
 }
 
-fn relay(calls: usize, window: Duration) {
+fn relay(calls: usize, window: Duration, spread: bool) {
     let rig = Rig::new();
     let mut phones = Phones::new(2 * calls);
     let mut eps = Vec::new();
@@ -188,11 +205,19 @@ fn relay(calls: usize, window: Duration) {
         phones.target(2 * c + 1, b.local_addr());
         eps.push((a, b));
     }
-    let (cpu, secs, late) = measure(&rig, phones, window);
+    let (cpu, secs, late) = measure(&rig, phones, window, spread);
     let packets = (2 * calls) as f64 * 50.0 * secs;
-    let forwarded: u64 = eps.iter().map(|(a, b)| a.stats().forwarded + b.stats().forwarded).sum();
+    let forwarded: u64 = eps
+        .iter()
+        .map(|(a, b)| a.stats().forwarded + b.stats().forwarded)
+        .sum();
+    let name = if spread {
+        "engine_relay_spread"
+    } else {
+        "engine_relay"
+    };
     println!(
-        "BENCH engine_relay calls={calls} cpu_percent_of_one_core_per_call={:.4} us_per_packet={:.2} engine_cpu_percent={:.1} late_ticks={late} forwarded_total={forwarded}",
+        "BENCH {name} calls={calls} cpu_percent_of_one_core_per_call={:.4} us_per_packet={:.2} engine_cpu_percent={:.1} late_ticks={late} forwarded_total={forwarded}",
         cpu / secs / calls as f64 * 100.0,
         cpu / packets * 1e6,
         cpu / secs * 100.0,
@@ -212,10 +237,11 @@ fn playback(streams: usize, window: Duration) {
     let mut eps = Vec::new();
     for n in 0..streams {
         let ep = rig.endpoint(sinks[n % sinks.len()].local_addr().unwrap());
-        ep.play(Playback::new(1, Source::looping(prompt.clone()))).unwrap();
+        ep.play(Playback::new(1, Source::looping(prompt.clone())))
+            .unwrap();
         eps.push(ep);
     }
-    let (cpu, secs, late) = measure(&rig, Phones::new(0), window);
+    let (cpu, secs, late) = measure(&rig, Phones::new(0), window, false);
     let generated: u64 = eps.iter().map(|e| e.stats().generated).sum();
     println!(
         "BENCH engine_playback streams={streams} cpu_percent_of_one_core_per_stream={:.4} engine_cpu_percent={:.1} late_ticks={late} streams_per_core_estimate={:.0} generated_total={generated}",
@@ -243,7 +269,7 @@ fn recording(calls: usize, window: Duration) {
             .unwrap();
         keep.push((a, b, rec));
     }
-    let (cpu, secs, late) = measure(&rig, phones, window);
+    let (cpu, secs, late) = measure(&rig, phones, window, false);
     println!(
         "BENCH engine_recording calls={calls} cpu_percent_of_one_core_per_recorded_call={:.4} engine_cpu_percent={:.1} late_ticks={late} recorded_calls_per_core_estimate={:.0}",
         cpu / secs / calls as f64 * 100.0,
@@ -267,7 +293,7 @@ fn conference(rooms: usize, members: usize, window: Duration) {
         }
         std::mem::forget(room);
     }
-    let (cpu, secs, late) = measure(&rig, phones, window);
+    let (cpu, secs, late) = measure(&rig, phones, window, false);
     let member_ticks = (rooms * members) as f64 * 50.0 * secs;
     println!(
         "BENCH engine_conference rooms={rooms} members_per_room={members} us_per_member_per_tick={:.2} engine_cpu_percent={:.1} late_ticks={late}",
@@ -280,8 +306,21 @@ fn main() {
     let scale = env_f64("BENCH_ENGINE_SCALE", 1.0).clamp(0.01, 4.0);
     let window = Duration::from_secs_f64(env_f64("BENCH_ENGINE_WINDOW", 5.0).clamp(1.0, 30.0));
     let n = |base: f64| ((base * scale) as usize).max(1);
-    relay(n(500.0), window);
-    playback(n(1000.0), window);
-    recording(n(500.0), window);
-    conference(n(40.0), 5, window);
+    let only = std::env::var("BENCH_ENGINE_ONLY").unwrap_or_default();
+    let run = |name: &str| only.is_empty() || only.split(',').any(|o| o.trim() == name);
+    if run("relay") {
+        relay(n(500.0), window, false);
+    }
+    if run("relay_spread") {
+        relay(n(500.0), window, true);
+    }
+    if run("playback") {
+        playback(n(1000.0), window);
+    }
+    if run("recording") {
+        recording(n(500.0), window);
+    }
+    if run("conference") {
+        conference(n(40.0), 5, window);
+    }
 }

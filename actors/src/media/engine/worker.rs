@@ -8,6 +8,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+#[path = "pace.rs"]
+mod pace;
+
 use super::{
     Codec, Command, EndpointCounters, EndpointId, EngineCounters, EventSink, MediaEvent,
     RecordingId, RoomId,
@@ -25,6 +28,7 @@ use crate::media::ports::PortPair;
 use crate::media::relay::Latching;
 use crate::media::rtp_out::{parse_rtp, EventPacket, RtpSender, RTP_HEADER_LEN, RTP_VERSION};
 use crate::media::wav::WavWriter;
+use pace::Pacer;
 
 /// Largest datagram handled; a longer one was truncated by `recv_from` and is dropped.
 pub const MAX_DATAGRAM: usize = 2048;
@@ -306,6 +310,7 @@ impl Worker {
 
     pub(super) fn run(&mut self) {
         let mut next_tick = Instant::now() + FRAME_DURATION;
+        let mut pacer = Pacer::default();
         while self.running {
             let now = Instant::now();
             if now >= next_tick {
@@ -320,11 +325,18 @@ impl Worker {
                 }
                 continue;
             }
+            // Under load, at most one wake-up per millisecond (see `pace`).
+            if let Some(sleep) = pacer.sleep_before_wait(now, next_tick) {
+                std::thread::sleep(sleep);
+                continue;
+            }
             let mut ready = std::mem::take(&mut self.ready);
-            if let Err(e) = self.poller.wait(next_tick - now, &mut ready) {
+            let timeout = pacer.wait_timeout(next_tick - now);
+            if let Err(e) = self.poller.wait(timeout, &mut ready) {
                 tracing::error!(error = %e, "media engine: epoll_wait failed");
                 std::thread::sleep(FRAME_DURATION);
             }
+            pacer.after_wait(Instant::now(), ready.len());
             for &t in &ready {
                 if t == WAKER_TOKEN {
                     self.waker.reset();
