@@ -523,3 +523,52 @@ async fn the_routing_query_chooses_the_extension_and_a_bad_answer_falls_back() {
     a802.wait().await.assert_success("802 answered the second");
     switch.stop().await.unwrap();
 }
+
+/// Interface 37: 801 (direct callback on) called 0612345678 out through the trunk; when
+/// that customer calls the hotline 1000 (→ queue 3003), 801 rings directly. The row
+/// records the access number.
+#[actix_rt::test]
+async fn a_customer_calling_back_reaches_the_extension_that_called_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let carrier_port = common::sipp::free_port();
+    let text = config("longest-idle", "")
+        + &format!(
+            "[[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1:{carrier_port}\"\ndefault = true\n[[access_numbers]]\nnumber = \"1000\"\ntarget = \"group:3003\"\n"
+        );
+    let switch = start(dir.path(), &text).await;
+    let (status, _) = http(
+        &switch,
+        "opt=SET_EXT_DIRECT_CALL_BACK&extnum=801&offon=true",
+    )
+    .await;
+    assert_eq!(status, 200);
+    // 801 calls the customer out.
+    let mut carrier = Sipp::new("uas.xml").port(carrier_port).calls(1).spawn();
+    carrier.bound().await;
+    call(&switch, "0612345678", 500)
+        .await
+        .assert_success("801 calls out");
+    carrier.wait().await.assert_success("the carrier answered");
+    // 801's phone, and an agent of 3003 who must not get the call.
+    let a801 = agent(&switch, "801", "uas.xml", 1).await;
+    let _a802 = agent(&switch, "802", "uas.xml", 1).await;
+    let out = Sipp::new("trunk_call.xml")
+        .port(carrier_port)
+        .csv("0612345678;x;x")
+        .service("1000")
+        .pause_ms(1_000)
+        .remote(switch.sip_addr)
+        .run()
+        .await;
+    out.assert_success("the customer calls back");
+    a801.wait()
+        .await
+        .assert_success("801 answered the callback");
+    let rows = rows(&switch, 2).await;
+    let back = &rows[1];
+    assert_eq!(back.caller, "0612345678", "{back:?}");
+    assert_eq!(back.callee, "801", "{back:?}");
+    assert_eq!(back.accessnum, "1000", "{back:?}");
+    assert_eq!(back.business, "INCOMING", "{back:?}");
+    switch.stop().await.unwrap();
+}

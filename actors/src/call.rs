@@ -238,6 +238,8 @@ pub struct Call {
     /// The call went to a meet-me room (the call log's `business` is CONFERENCE).
     to_conference: bool,
     queue: Option<QueueCall>,
+    /// The access number a trunk call dialled (call log `accessnum`).
+    access_number: Option<String>,
     /// The switch answered the caller itself (room, queue): provisional responses and the
     /// agent's answer are not passed to the caller any more.
     answered_locally: bool,
@@ -292,6 +294,7 @@ impl Call {
             conference: None,
             to_conference: false,
             queue: None,
+            access_number: None,
             answered_locally: false,
             record_path: None,
             ring_timer: None,
@@ -491,18 +494,37 @@ impl Call {
                 from_trunk,
                 allow_transit,
             };
+            let access = if from_trunk {
+                entities::repo::access_numbers::by_number(&db, &callee)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|a| a.number)
+            } else {
+                None
+            };
             if let Some(url) = routing_url {
                 if let Some(number) = routing_query(&http, &url, &caller).await {
                     if let Ok(route @ (Route::Extension { .. } | Route::Group { .. })) =
                         router.send(resolve(number.clone(), false)).await
                     {
                         tracing::info!(%caller, %number, "routed by the routing query");
-                        return Ok(Some(route));
+                        return Ok((Some(route), access));
                     }
                     tracing::warn!(%caller, %number, "routing query named no extension or group");
                 }
             }
-            Ok(router.send(resolve(callee, from_trunk)).await.ok())
+            if from_trunk {
+                if let Some(ext) = direct_callback_extension(&db, &caller).await {
+                    if let Ok(route @ Route::Extension { .. }) =
+                        router.send(resolve(ext.clone(), false)).await
+                    {
+                        tracing::info!(%caller, %ext, "direct callback to the last caller");
+                        return Ok((Some(route), access));
+                    }
+                }
+            }
+            Ok((router.send(resolve(callee, from_trunk)).await.ok(), access))
         }
         .into_actor(self)
         .map(|checked, act, ctx| match checked {
@@ -510,8 +532,11 @@ impl Call {
                 tracing::info!(call_id = %act.id, %number, "blacklisted: refused");
                 act.refuse(ctx, 403, "Forbidden")
             }
-            Ok(Some(route)) => act.route(ctx, route),
-            Ok(None) => act.refuse(ctx, 500, "Server Internal Error"),
+            Ok((Some(route), access)) => {
+                act.access_number = access;
+                act.route(ctx, route)
+            }
+            Ok((None, _)) => act.refuse(ctx, 500, "Server Internal Error"),
         })
         .wait(ctx);
     }
@@ -1633,6 +1658,7 @@ impl Call {
             hungupside: self.hungup.unwrap_or(EndedBy::System).as_str().into(),
             peercallid: self.peer_call_id.clone(),
             record_voice: self.record_path.clone().unwrap_or_default(),
+            accessnum: self.access_number.clone().unwrap_or_default(),
             queue_time: self.queue.as_ref().map_or(0, |q| q.enqueued_ms),
             queue_duration: self
                 .queue
@@ -1641,6 +1667,21 @@ impl Call {
             ..calllog::Model::default()
         }
     }
+}
+
+/// Interface 37: the extension that last called `customer`, when it asked for direct
+/// callbacks (`SET_EXT_DIRECT_CALL_BACK offon=true`).
+async fn direct_callback_extension(
+    db: &sea_orm::DatabaseConnection,
+    customer: &str,
+) -> Option<String> {
+    let ext = entities::repo::calllog::last_extension_calling(db, customer)
+        .await
+        .ok()??;
+    let row = entities::repo::extensions::by_number(db, &ext)
+        .await
+        .ok()??;
+    row.direct_callback.then_some(ext)
 }
 
 /// How long the routing query (interface 11) may take before normal routing goes on.

@@ -75,3 +75,22 @@ pub async fn recent<C: ConnectionTrait>(db: &C, limit: u64) -> Result<Vec<Model>
         .all(db)
         .await?)
 }
+
+/// The extension that last called `number` out (the newest answered or not `OUTGOING`
+/// row with that callee), for the direct callback of interface 37.
+pub async fn last_extension_calling<C: ConnectionTrait>(
+    db: &C,
+    number: &str,
+) -> Result<Option<String>, Error> {
+    if number.trim().is_empty() {
+        return Ok(None);
+    }
+    Ok(calllog::Entity::find()
+        .filter(calllog::Column::Callee.eq(number))
+        .filter(calllog::Column::Business.eq("OUTGOING"))
+        .order_by_desc(calllog::Column::BeginTime)
+        .order_by_desc(calllog::Column::Id)
+        .one(db)
+        .await?
+        .map(|row| row.caller))
+}
