@@ -512,7 +512,11 @@ async fn admin_api_crud_with_validation() {
 async fn provisioning_is_idempotent_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("ivr")).unwrap();
-    std::fs::write(dir.path().join("ivr/main.xml"), "<ivr name=\"main\"/>").unwrap();
+    std::fs::write(
+        dir.path().join("ivr/main.xml"),
+        r#"<ivr name="main" start="bye"><hangup id="bye"/></ivr>"#,
+    )
+    .unwrap();
     let provisioning = r#"
 [[groups]]
 number = "3003"

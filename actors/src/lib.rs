@@ -7,6 +7,8 @@
 //!   the transaction layer (`endpoint`). Sans-IO where possible; tested without sockets.
 //! - `media/` — RTP without actix: port allocation (`ports`), the media engine thread
 //!   (`engine`: forwarding, playback, recording, mixing, DTMF) and its DSP parts.
+//! - `ivr/` — IVR menus without actix: the XML definition format (`definition`) and the
+//!   sans-IO interpreter (`machine`: events in, play/collect/HTTP/transfer commands out).
 //! - One file per actor: `router` (`SipRouter`: SIP events to their actor, the numbering
 //!   plan), `extension` (`Extension`: registrar, phone state), `call` (`Call`: one call, its
 //!   legs and relay, its call-log row), `leg` (`Leg`: one SIP dialog), `event_hub`
@@ -23,6 +25,7 @@ pub mod call_log_writer;
 pub mod conference;
 pub mod event_hub;
 pub mod extension;
+pub mod ivr;
 pub mod leg;
 pub mod media;
 pub mod playout;

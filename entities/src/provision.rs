@@ -5,6 +5,9 @@
 //! then upserts by natural key (number; name for trunks; id for IVR menus) in one
 //! transaction. It never deletes rows that are not in the file. Applying the same
 //! [`Provisioning`] twice gives the same rows and a report with everything `unchanged`.
+//! An IVR definition is parsed and validated like any other field
+//! ([`crate::repo::ivrs::definition`]); its error names the node and the problem:
+//! `invalid ivrs[0].definition: node "main" (line 12): dangling target: …`.
 //!
 //! Group membership: an extension's `groups` list is its complete membership, a group's
 //! `members` list (when given) its complete membership; when both speak about the same

@@ -58,7 +58,7 @@ number = "9000"
 [[ivrs]]
 id = 1
 name = "main"
-definition = "<menu/>"
+definition = '<ivr name="main" start="bye"><hangup id="bye"/></ivr>'
 "#;
 
 fn contract() -> Provisioning {
@@ -220,7 +220,7 @@ async fn apply_is_idempotent() {
         assert!(conferences::by_number(db, "9000").await.unwrap().is_some());
         assert_eq!(
             ivrs::get(db, 1).await.unwrap().unwrap().definition,
-            "<menu/>"
+            r#"<ivr name="main" start="bye"><hangup id="bye"/></ivr>"#
         );
 
         // Twice: same rows, everything unchanged, timestamps untouched.

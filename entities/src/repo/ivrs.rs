@@ -1,4 +1,8 @@
-//! IVR menus: list, get, upsert by id, delete.
+//! IVR menus: list, get, upsert by id, delete. A definition is parsed and validated
+//! ([`definition`], the format of `docs/ivr.md`) before it is stored: a bad document is
+//! rejected with the node and the problem named.
+
+pub mod definition;
 
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait, IntoActiveModel, QueryOrder,
@@ -28,11 +32,20 @@ impl IvrInput {
         if self.definition.trim().is_empty() {
             return Err(Error::invalid("definition", "is empty"));
         }
+        definition::IvrDefinition::parse(&self.definition)
+            .map_err(|e| Error::invalid("definition", e.to_string()))?;
         if let Some(p) = &self.source_path {
             validate::text("source_path", p, 1024)?;
         }
         Ok(())
     }
+}
+
+/// The parsed definition of a stored menu (stored rows were validated, but may predate
+/// the validation). The error names the menu: `ivr 1.definition`.
+pub fn parse(model: &ivr_menu::Model) -> Result<definition::IvrDefinition, Error> {
+    definition::IvrDefinition::parse(&model.definition)
+        .map_err(|e| Error::invalid(format!("ivr {}.definition", model.id), e.to_string()))
 }
 
 /// All menus, by id.
