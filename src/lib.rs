@@ -235,6 +235,8 @@ pub async fn start(config: Config) -> Result<Switch, Error> {
             keepalive_interval: std::time::Duration::from_secs(config.sip.keepalive),
             recording: config.recording.enabled,
             records_dir: records_dir.clone(),
+            storage_dir: std::path::absolute(storage)
+                .map_err(io_error("cannot resolve storage.dir"))?,
             music_on_hold,
             tts: tts_engine(&config)?,
             routing_url: Some(config.callbacks.routing.trim().to_string())

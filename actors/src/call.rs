@@ -17,6 +17,8 @@ use crate::event_hub::{
 };
 use crate::extension::{Extension, GetBindings, PhoneEngaged, PhoneReleased};
 use crate::extension::{OfferEnded, OfferOutcome, StartWrapUp};
+use crate::ivr::{IvrEvent, TransferTarget};
+use crate::ivr_actor::{Ivr, IvrInput, IvrOutput};
 use crate::leg::{
     Answer, AnswerReoffer, EndCause, Hangup, Leg, LegEvent, LegEventKind, LegId, Outgoing, Reject,
     Reoffer, Ring,
@@ -238,6 +240,9 @@ pub struct Call {
     /// The call went to a meet-me room (the call log's `business` is CONFERENCE).
     to_conference: bool,
     queue: Option<QueueCall>,
+    /// The IVR running on the caller, and its latest call-log record.
+    ivr: Option<Addr<Ivr>>,
+    ivr_record: Option<crate::ivr::IvrRecord>,
     /// The access number a trunk call dialled (call log `accessnum`).
     access_number: Option<String>,
     /// The switch answered the caller itself (room, queue): provisional responses and the
@@ -295,6 +300,8 @@ impl Call {
             to_conference: false,
             queue: None,
             access_number: None,
+            ivr: None,
+            ivr_record: None,
             answered_locally: false,
             record_path: None,
             ring_timer: None,
@@ -338,10 +345,15 @@ impl Call {
     /// Refuses the call before it was answered, and ends it.
     fn refuse(&mut self, ctx: &mut Context<Self>, status: u16, reason: &str) {
         if let Some(a) = &self.caller_leg {
-            a.do_send(Reject {
-                status,
-                reason: reason.to_string(),
-            });
+            if self.answered_locally {
+                // Answered by the switch (IVR, queue): nothing to refuse, hang up.
+                a.do_send(Hangup);
+            } else {
+                a.do_send(Reject {
+                    status,
+                    reason: reason.to_string(),
+                });
+            }
         }
         if self.hungup.is_none() {
             self.hungup = Some(EndedBy::System);
@@ -596,6 +608,7 @@ impl Call {
                 self.enter_queue(ctx, number, queue);
             }
             Route::Conference { number, room } => self.enter_conference(ctx, number, room),
+            Route::Ivr { id, definition } => self.enter_ivr(ctx, id, definition),
         }
     }
 
@@ -679,9 +692,80 @@ impl Call {
         self.to_conference = true;
     }
 
+    /// Answers the caller and runs IVR menu `id` on it.
+    fn enter_ivr(
+        &mut self,
+        ctx: &mut Context<Self>,
+        id: i32,
+        definition: std::sync::Arc<crate::ivr::IvrDefinition>,
+    ) {
+        if let Some(handle) = self.ring_timer.take() {
+            ctx.cancel_future(handle);
+        }
+        if !self.answered_locally && self.answer_locally(ctx).is_none() {
+            return;
+        }
+        let Some(endpoint) = self.media.as_ref().map(|m| m.a.id()) else {
+            return self.refuse(ctx, 503, "Service Unavailable");
+        };
+        tracing::debug!(call_id = %self.id, ivr = id, "IVR");
+        let facts = crate::ivr::IvrFacts {
+            caller: self.caller.number().to_string(),
+            callee: self.callee.clone(),
+            callid: self.id.clone(),
+            vars: Default::default(),
+        };
+        let ivr = Ivr::new(
+            definition,
+            facts,
+            ctx.address().recipient(),
+            endpoint,
+            self.services.clone(),
+        )
+        .start();
+        self.ivr = Some(ivr);
+    }
+
+    /// The IVR sent the caller on: a group's queue, an extension, an outside number.
+    fn ivr_transfer(&mut self, ctx: &mut Context<Self>, target: TransferTarget) {
+        self.ivr = None;
+        let number = match &target {
+            TransferTarget::Ext(n) | TransferTarget::Group(n) | TransferTarget::Number(n) => {
+                n.clone()
+            }
+        };
+        self.services
+            .router
+            .send(Resolve {
+                number,
+                from_trunk: false,
+                allow_transit: false,
+            })
+            .into_actor(self)
+            .map(|route, act, ctx| match route {
+                Ok(route @ Route::Group { .. }) => act.route(ctx, route),
+                Ok(route @ (Route::Extension { .. } | Route::Trunk { .. } | Route::Gateway { .. })) => {
+                    // Ringing an extension or a line: the caller gets the ring timeout.
+                    let ring_timeout = act.services.settings.ring_timeout;
+                    act.ring_timer = Some(ctx.run_later(ring_timeout, |act, ctx| {
+                        if matches!(act.phase, CallPhase::Routing | CallPhase::Ringing) {
+                            act.cancel_forks(None);
+                            act.refuse(ctx, 408, "Request Timeout");
+                        }
+                    }));
+                    act.route(ctx, route)
+                }
+                _ => {
+                    tracing::warn!(call_id = %act.id, "IVR transfer target not reachable: hanging up");
+                    act.refuse(ctx, 404, "Not Found")
+                }
+            })
+            .wait(ctx);
+    }
+
     /// Answers the caller, plays it music and puts it in the group's queue.
     fn enter_queue(&mut self, ctx: &mut Context<Self>, number: String, queue: Addr<Queue>) {
-        if self.queue.is_none() && self.answer_locally(ctx).is_none() {
+        if !self.answered_locally && self.answer_locally(ctx).is_none() {
             return;
         }
         if !self.step(CallInput::Enqueued) {
@@ -1451,6 +1535,9 @@ impl Call {
                 });
             }
         }
+        if let Some(ivr) = self.ivr.take() {
+            ivr.do_send(IvrInput(IvrEvent::CallerHungUp));
+        }
         if let Some(room) = self.conference.take() {
             room.do_send(Depart {
                 call_id: self.id.clone(),
@@ -1487,6 +1574,9 @@ impl Call {
             ),
         };
         tracing::debug!(call_id = %self.id, ?party, digit = %dtmf.digit, "DTMF");
+        if let (Some(ivr), Side::A) = (&self.ivr, side) {
+            ivr.do_send(IvrInput(IvrEvent::Dtmf(dtmf.digit)));
+        }
         if let Some(room) = &self.conference {
             room.do_send(MemberDtmf {
                 call_id: self.id.clone(),
@@ -1613,7 +1703,12 @@ impl Call {
         let secs = |from: i64, to: i64| {
             i32::try_from(((to - from).max(0) + 500) / 1000).unwrap_or(i32::MAX)
         };
-        let queue_outcome = self.queue.as_ref().and_then(|q| q.outcome);
+        let ivr_business = self
+            .ivr_record
+            .as_ref()
+            .and_then(|r| r.business())
+            .map(|b| b.as_str());
+        let queue_outcome = self.queue.as_ref().and_then(|q| q.outcome).or(ivr_business);
         let (business, call_type) = match (&self.caller, &self.trunk_out) {
             (Caller::Trunk { .. }, _) if queue_outcome.is_some() => {
                 (queue_outcome.unwrap_or_default(), call_type_of(&caller))
@@ -1659,6 +1754,25 @@ impl Call {
             peercallid: self.peer_call_id.clone(),
             record_voice: self.record_path.clone().unwrap_or_default(),
             accessnum: self.access_number.clone().unwrap_or_default(),
+            ivr_anwer_time: self.ivr_record.as_ref().map_or(0, |r| r.answered_at_ms),
+            ivr_anwer_duration: self.ivr_record.as_ref().map_or(0, |r| {
+                i32::try_from(r.duration_secs(end)).unwrap_or(i32::MAX)
+            }),
+            dtmfkey: self
+                .ivr_record
+                .as_ref()
+                .map(|r| r.dtmfkey.clone())
+                .unwrap_or_default(),
+            ivrpoint: self
+                .ivr_record
+                .as_ref()
+                .map(|r| r.ivrpoint.clone())
+                .unwrap_or_default(),
+            ivrvoicemail: self
+                .ivr_record
+                .as_ref()
+                .and_then(|r| r.voicemail.clone())
+                .unwrap_or_default(),
             queue_time: self.queue.as_ref().map_or(0, |q| q.enqueued_ms),
             queue_duration: self
                 .queue
@@ -1809,11 +1923,33 @@ impl Handler<MediaNotice> for Call {
             MediaEvent::Failed { endpoint, error } => {
                 tracing::warn!(call_id = %self.id, endpoint, "media socket failed: {error}");
             }
-            MediaEvent::PlaybackFinished { .. } => {}
+            MediaEvent::PlaybackFinished { endpoint, finished } => {
+                if let (Some(ivr), Some(Side::A)) = (&self.ivr, side_of(self, endpoint)) {
+                    ivr.do_send(IvrInput(IvrEvent::PlaybackFinished { id: finished.id }));
+                }
+            }
             MediaEvent::RecordingFinished { result, .. } => {
                 if let Err(e) = result {
                     tracing::warn!(call_id = %self.id, "recording failed: {e}");
                 }
+            }
+        }
+    }
+}
+
+impl Handler<IvrOutput> for Call {
+    type Result = ();
+    fn handle(&mut self, msg: IvrOutput, ctx: &mut Self::Context) {
+        match msg {
+            IvrOutput::Progress(record) => self.ivr_record = Some(record),
+            IvrOutput::Transfer(target) => self.ivr_transfer(ctx, target),
+            IvrOutput::Hangup => {
+                self.ivr = None;
+                self.hungup.get_or_insert(EndedBy::System);
+                if let Some(a) = &self.caller_leg {
+                    a.do_send(Hangup);
+                }
+                self.end(ctx);
             }
         }
     }

@@ -26,6 +26,7 @@ pub mod conference;
 pub mod event_hub;
 pub mod extension;
 pub mod ivr;
+pub mod ivr_actor;
 pub mod leg;
 pub mod media;
 pub mod playout;

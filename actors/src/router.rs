@@ -45,6 +45,8 @@ pub struct Directory {
     pub extensions: HashMap<String, Addr<Extension>>,
     /// Group number → its queue.
     pub queues: HashMap<String, Addr<Queue>>,
+    /// IVR menus by id.
+    pub ivrs: HashMap<i32, std::sync::Arc<crate::ivr::IvrDefinition>>,
     pub trunks: Vec<TrunkRoute>,
     pub access_numbers: HashMap<String, Target>,
     /// Meet-me rooms by number.
@@ -73,6 +75,11 @@ pub enum Route {
     Gateway {
         name: String,
         gateway: Addr<Extension>,
+    },
+    /// An IVR menu: the switch answers and runs it.
+    Ivr {
+        id: i32,
+        definition: std::sync::Arc<crate::ivr::IvrDefinition>,
     },
     /// A meet-me room: the switch answers and the caller joins the room.
     Conference {
@@ -320,9 +327,15 @@ impl SipRouter {
                 Target::Ext(n) | Target::Group(n) | Target::Conference(n) => {
                     self.resolve(&n.clone(), false, false)
                 }
-                Target::Ivr(_) => Route::Refuse {
-                    status: 503,
-                    reason: "Service Unavailable",
+                Target::Ivr(id) => match self.directory.ivrs.get(id) {
+                    Some(definition) => Route::Ivr {
+                        id: *id,
+                        definition: definition.clone(),
+                    },
+                    None => Route::Refuse {
+                        status: 503,
+                        reason: "Service Unavailable",
+                    },
                 },
             };
         }

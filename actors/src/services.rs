@@ -36,6 +36,8 @@ pub struct SwitchSettings {
     pub recording: bool,
     /// Where recordings go (one folder per day below it).
     pub records_dir: PathBuf,
+    /// `storage.dir`: prompts (`prompts/…`) and tone files (`tones/<id>.wav`) live below it.
+    pub storage_dir: PathBuf,
     /// What a party put on hold hears; `None` passes the holder's audio through.
     pub music_on_hold: Option<Arc<[i16]>>,
 }
@@ -51,6 +53,7 @@ impl Default for SwitchSettings {
             routing_url: None,
             recording: false,
             records_dir: PathBuf::from("data/records"),
+            storage_dir: PathBuf::from("data"),
             music_on_hold: None,
         }
     }

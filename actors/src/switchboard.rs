@@ -43,6 +43,8 @@ pub struct SwitchboardConfig {
     pub recording: bool,
     /// Where recordings go.
     pub records_dir: std::path::PathBuf,
+    /// `storage.dir` (prompts and tone files below it).
+    pub storage_dir: std::path::PathBuf,
     /// What a held party hears; `None` passes the holder's audio through.
     pub music_on_hold: Option<Arc<[i16]>>,
     /// Text-to-speech for prompts.
@@ -143,6 +145,15 @@ pub async fn load_directory(
             directory.access_numbers.insert(access.number, target);
         }
     }
+    for menu in repo::ivrs::list(db).await? {
+        match repo::ivrs::parse(&menu) {
+            Ok(definition) => {
+                directory.ivrs.insert(menu.id, Arc::new(definition));
+            }
+            // Stored menus were validated when saved; a bad one is reported, not fatal.
+            Err(e) => tracing::error!(ivr = menu.id, "IVR menu not loaded: {e}"),
+        }
+    }
     for room in repo::conferences::list(db).await? {
         let addr = match current.conferences.get(&room.number) {
             Some(addr) => {
@@ -228,6 +239,7 @@ impl Switchboard {
                 keepalive_interval: config.keepalive_interval,
                 recording: config.recording,
                 records_dir: config.records_dir.clone(),
+                storage_dir: config.storage_dir.clone(),
                 music_on_hold: config.music_on_hold.clone(),
                 routing_url: config.routing_url.clone(),
                 ..SwitchSettings::default()

@@ -477,16 +477,32 @@ fn a_bridged_call_becomes_a_three_way_room_without_touching_the_phones() {
     ea.join(&room, MixMode::TalkListen).unwrap();
     eb.join(&room, MixMode::TalkListen).unwrap();
     ec.join(&room, MixMode::TalkListen).unwrap();
-    let mut rx = [Received::default(), Received::default(), Received::default()];
-    talk(&mut [(&mut a, ta), (&mut b, tb), (&mut c, tc)], 1.5, &mut rx);
+    let mut rx = [
+        Received::default(),
+        Received::default(),
+        Received::default(),
+    ];
+    talk(
+        &mut [(&mut a, ta), (&mut b, tb), (&mut c, tc)],
+        1.5,
+        &mut rx,
+    );
     assert!(rx[0].amplitude(1000.0) > 3_000.0 && rx[0].amplitude(1500.0) > 3_000.0);
     assert!(rx[1].amplitude(440.0) > 3_000.0 && rx[1].amplitude(1500.0) > 3_000.0);
     assert!(rx[2].amplitude(440.0) > 3_000.0 && rx[2].amplitude(1000.0) > 3_000.0);
     // A's stream kept its SSRC and its sequence ran on through the switch.
-    let ssrcs: Vec<u32> = before[0].ssrcs.iter().chain(&rx[0].ssrcs).copied().collect();
+    let ssrcs: Vec<u32> = before[0]
+        .ssrcs
+        .iter()
+        .chain(&rx[0].ssrcs)
+        .copied()
+        .collect();
     assert!(ssrcs.windows(2).all(|w| w[0] == w[1]), "one SSRC toward A");
     let seqs: Vec<u16> = before[0].seqs.iter().chain(&rx[0].seqs).copied().collect();
-    let jumps = seqs.windows(2).filter(|w| w[1] != w[0].wrapping_add(1)).count();
+    let jumps = seqs
+        .windows(2)
+        .filter(|w| w[1] != w[0].wrapping_add(1))
+        .count();
     assert_eq!(jumps, 0, "no gap in A's sequence numbers");
 }
 
@@ -508,8 +524,21 @@ fn a_sudden_ssrc_change_is_followed_and_the_outgoing_stream_stays_continuous() {
     let mut second = [Received::default(), Received::default()];
     talk(&mut [(&mut a, ta), (&mut b, tb)], 0.5, &mut second);
     assert!(second[1].amplitude(440.0) > 4_000.0, "B still hears A");
-    let ssrcs: Vec<u32> = first[1].ssrcs.iter().chain(&second[1].ssrcs).copied().collect();
+    let ssrcs: Vec<u32> = first[1]
+        .ssrcs
+        .iter()
+        .chain(&second[1].ssrcs)
+        .copied()
+        .collect();
     assert!(ssrcs.windows(2).all(|w| w[0] == w[1]), "B sees one stream");
-    let seqs: Vec<u16> = first[1].seqs.iter().chain(&second[1].seqs).copied().collect();
-    assert!(seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)), "no sequence jump");
+    let seqs: Vec<u16> = first[1]
+        .seqs
+        .iter()
+        .chain(&second[1].seqs)
+        .copied()
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)),
+        "no sequence jump"
+    );
 }

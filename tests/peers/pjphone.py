@@ -106,6 +106,9 @@ Scenarios:
               call           the call's summary; audio: the analysis (window "joined")
               error          null, or why it did not take part (registration, no answer)
 
+Any scenario: --sip-port PORT binds the SIP transport to PORT (a trunk's host:port) and
+--no-register sends no REGISTER (with both, `dial` calls as a carrier behind a trunk would).
+
 Per call the JSON also holds `media` (every onCallMediaState: status and direction),
 `codecs` (every codec the call's stream used, in order), `invites` (the final status of every
 INVITE transaction of the call, initial and re-INVITEs, with its role), `requests` (the same
@@ -709,7 +712,8 @@ class Runner:
         cfg.medConfig.ecTailLen = 0
         self.ep.libInit(cfg)
         tcfg = pj.TransportConfig()
-        tcfg.port = 0
+        # --sip-port: a fixed source port, e.g. to be a trunk's host:port.
+        tcfg.port = args.sip_port or 0
         tcfg.boundAddress = "127.0.0.1"
         tcfg.publicAddress = "127.0.0.1"
         kind = pj.PJSIP_TRANSPORT_TCP if args.transport == "tcp" else pj.PJSIP_TRANSPORT_UDP
@@ -769,7 +773,8 @@ class Runner:
         acfg = pj.AccountConfig()
         switch = self.args.switch
         acfg.idUri = f"sip:{user}@{switch}"
-        acfg.regConfig.registrarUri = f"sip:{switch}{self.uri_params()}"
+        if not self.args.no_register:
+            acfg.regConfig.registrarUri = f"sip:{switch}{self.uri_params()}"
         acfg.regConfig.timeoutSec = self.args.expires
         acfg.regConfig.retryIntervalSec = 0
         acfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", user, 0, password))
@@ -813,6 +818,8 @@ class Runner:
                         log(f"answer failed: {e.info()}")
 
     def wait_registered(self, phone, seconds=10):
+        if self.args.no_register:
+            return None
         self.pump(seconds, lambda: any(c // 100 != 1 for c in phone.reg_codes))
         return phone.reg_codes[-1] if phone.reg_codes else None
 
@@ -1415,6 +1422,10 @@ def main():
         help="multi: the analysed window starts SECONDS after the last join",
     )
     p.add_argument("--workdir")
+    p.add_argument("--sip-port", type=int, default=0,
+                   help="bind the SIP transport to this port (a trunk's host:port)")
+    p.add_argument("--no-register", action="store_true",
+                   help="send no REGISTER: calls come from --sip-port as a trunk would")
     p.add_argument("--pj-log", type=int, default=1)
     args = p.parse_args()
     check_args(p, args)

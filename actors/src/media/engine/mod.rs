@@ -390,6 +390,35 @@ impl MediaEngine {
         self.send(Command::SetMixMode { id: endpoint, mode })
     }
 
+    /// [`record`](Self::record) for endpoints known by id (an IVR recording a voicemail
+    /// on its call's endpoint).
+    pub fn record_endpoints(
+        &self,
+        writer: WavWriter,
+        left: Option<EndpointId>,
+        right: Option<EndpointId>,
+        events: EventSink,
+    ) -> Result<Recording, EngineError> {
+        let id = self.next_id();
+        self.send(Command::StartRecording {
+            id,
+            writer: Box::new(writer),
+            left,
+            right,
+            events,
+        })?;
+        Ok(Recording {
+            id,
+            engine: self.clone(),
+            stopped: false,
+        })
+    }
+
+    /// Finishes recording `id` (its `RecordingFinished` follows).
+    pub fn stop_recording(&self, id: RecordingId) -> Result<(), EngineError> {
+        self.send(Command::StopRecording(id))
+    }
+
     pub fn stats(&self) -> EngineStats {
         let c = &self.shared.counters;
         let r = |v: &AtomicU64| v.load(Ordering::Relaxed);

@@ -1,0 +1,235 @@
+//! IVR menus end to end: a customer behind a trunk (a pjsua2 phone sending from the
+//! trunk's host:port, no registration) dials hotline 1000, hears the menu (espeak-ng),
+//! presses keys; the call goes to the queue of group 3003 where a pjsua2 agent answers,
+//! or to an HTTP query (interface 13) whose answer is spoken.
+
+mod common;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::pjsua::{self, PhoneProcess};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const MENU: &str = r##"<?xml version="1.0" encoding="UTF-8"?>
+<ivr name="test" start="main" timeout="6" retries="1">
+  <menu id="main" invalid="goodbye">
+    <prompt tts="For sales, press 1. For your balance, press 2."/>
+    <case digits="1" next="sales"/>
+    <case digits="2" next="account"/>
+  </menu>
+  <transfer id="sales" to="group:3003"/>
+  <collect id="account" var="acct" length="6" terminator="#" invalid="goodbye" next="lookup"
+           tts="Please enter your account number."/>
+  <http id="lookup" url="CRM_URL?opt=kuaidi" params="in1=acct" timeout="5" var="answer"
+        speak="false" next="answer" error="goodbye"/>
+  <play id="answer" tts="${answer}" next="goodbye"/>
+  <hangup id="goodbye"/>
+</ivr>
+"##;
+
+fn config(dir: &Path, carrier_port: u16, crm: &str) -> String {
+    let menu = dir.join("menu.xml");
+    std::fs::write(&menu, MENU.replace("CRM_URL", crm)).unwrap();
+    format!(
+        r#"
+[[extensions]]
+number = "802"
+password = "p802"
+groups = ["3003"]
+[[extensions]]
+number = "803"
+password = "p803"
+groups = ["3003"]
+[[groups]]
+number = "3003"
+name = "Sales"
+strategy = "longest-idle"
+ring_timeout = 10
+[[trunks]]
+name = "carrier"
+host = "127.0.0.1:{carrier_port}"
+[[access_numbers]]
+number = "1000"
+target = "ivr:1"
+[[ivrs]]
+id = 1
+name = "test"
+definition = "{menu}"
+"#,
+        menu = menu.display()
+    )
+}
+
+fn customer(carrier_port: u16, dtmf: &str, at: &str, talk: &str) -> Vec<String> {
+    [
+        "--caller",
+        "0612345678:x",
+        "--no-register",
+        "--sip-port",
+        &carrier_port.to_string(),
+        "--dial",
+        "1000",
+        "--tone-a",
+        "440",
+        "--dtmf",
+        dtmf,
+        "--dtmf-at",
+        at,
+        "--hangup-after",
+        talk,
+        "--talk",
+        talk,
+        "--listen-freqs",
+        "1000,523,659,784",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Press 1: the menu transfers to group 3003; the customer waits with music while the
+/// longest-idle registered agent (802; 803 is not registered) rings for 1.5 s, then both
+/// talk (440 Hz / 1000 Hz heard across). The row: IVR and queue timings, dtmfkey "1",
+/// ivrpoint "sales", business IVR_TRANSFER, accessnum 1000.
+#[test]
+fn a_customer_presses_1_and_reaches_an_agent_through_the_queue() {
+    ctiswitch::build_system().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let carrier_port = common::sipp::free_port();
+        let switch = common::start(
+            dir.path(),
+            &config(dir.path(), carrier_port, "http://127.0.0.1:9/x"),
+        )
+        .await;
+        let agent_args: Vec<String> = [
+            "--phone",
+            "802:p802",
+            "--tone-b",
+            "1000",
+            "--answer-delay",
+            "1.5",
+            "--talk",
+            "20",
+            "--listen-freqs",
+            "440",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut agent = PhoneProcess::spawn(switch.sip_addr, "answer", &agent_args);
+        agent.event("registered", Duration::from_secs(10)).await;
+        let r = pjsua::run(
+            switch.sip_addr,
+            "dial",
+            &customer(carrier_port, "1", "2.0", "9"),
+            Duration::from_secs(40),
+        )
+        .await;
+        let ended = agent.finish(Duration::from_secs(30)).await;
+        let a = ended.lines.last().cloned().unwrap_or_default();
+        assert_eq!(r["errors"], serde_json::json!([]), "{r}");
+        assert_eq!(r["invite_code"], 200, "{r}");
+        let heard = &r["audio"]["caller"];
+        // The menu speaks from the answer on (speech: no single tone dominates).
+        let timeline = heard["timeline"].as_str().unwrap_or_default().to_string();
+        let first_two_seconds = &timeline[..timeline.len().min(20)];
+        let speech = first_two_seconds.chars().filter(|c| *c == '?').count();
+        assert!(speech >= 8, "the menu prompt is heard first: {timeline}");
+        // Then the agent's 1000 Hz.
+        let agent_secs = heard["1000_seconds"].as_f64().unwrap_or(0.0);
+        assert!(
+            agent_secs >= 3.0,
+            "the customer hears the agent: {agent_secs} s: {timeline}"
+        );
+        let customer_secs = a["audio"]["callee"]["440_seconds"].as_f64().unwrap_or(0.0);
+        assert!(
+            customer_secs >= 3.0,
+            "the agent hears the customer: {customer_secs} s: {a}"
+        );
+        let call_id = r["caller"]["call_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let row = pjsua::wait_calllog(&switch.db, &call_id, Duration::from_secs(3))
+            .await
+            .expect("a call-log row");
+        assert_eq!(row.business, "IVR_TRANSFER", "{row:?}");
+        assert_eq!(row.dtmfkey, "1", "{row:?}");
+        assert_eq!(row.ivrpoint, "sales", "{row:?}");
+        assert_eq!(row.accessnum, "1000", "{row:?}");
+        assert_eq!(row.callee, "802", "{row:?}");
+        assert_eq!(row.caller, "0612345678", "{row:?}");
+        assert_eq!(row.state, "STATE_RECEIVED", "{row:?}");
+        assert!(
+            row.ivr_anwer_time >= row.begin_time && row.ivr_anwer_time > 0,
+            "{row:?}"
+        );
+        assert!((1..=4).contains(&row.ivr_anwer_duration), "{row:?}");
+        assert!(row.queue_time >= row.ivr_anwer_time, "{row:?}");
+        assert!((1..=3).contains(&row.queue_duration), "rang 1.5 s: {row:?}");
+        assert!(
+            row.ring_time >= row.queue_time && row.pickup_time > row.ring_time,
+            "{row:?}"
+        );
+        switch.stop().await.unwrap();
+    });
+}
+
+/// Press 2, key an account number: the IVR asks the CRM (interface 13) with the digits,
+/// caller, callee and call id, and speaks the plain-text answer.
+#[test]
+fn the_http_query_nodes_answer_is_spoken_to_the_caller() {
+    ctiswitch::build_system().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let crm = format!("http://{}/cti", listener.local_addr().unwrap());
+        let asked = Arc::new(Mutex::new(String::new()));
+        let log = asked.clone();
+        tokio::spawn(async move {
+            let Ok((mut s, _)) = listener.accept().await else { return };
+            let mut buf = vec![0u8; 4096];
+            let n = s.read(&mut buf).await.unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).to_string();
+            *log.lock().unwrap() = head.lines().next().unwrap_or_default().to_string();
+            let body = "Your balance is forty two yuan and fifty cents.";
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html;charset=UTF-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = s.write_all(resp.as_bytes()).await;
+        });
+        let carrier_port = common::sipp::free_port();
+        let switch = common::start(dir.path(), &config(dir.path(), carrier_port, &crm)).await;
+        let r = pjsua::run(
+            switch.sip_addr,
+            "dial",
+            &customer(carrier_port, "2,123456#", "1.5,4.5", "14"),
+            Duration::from_secs(40),
+        )
+        .await;
+        assert_eq!(r["errors"], serde_json::json!([]), "{r}");
+        let call_id = r["caller"]["call_id"].as_str().unwrap_or_default().to_string();
+        let request = asked.lock().unwrap().clone();
+        let expected = format!(
+            "GET /cti?opt=kuaidi&in1=123456&caller=0612345678&callee=1000&id={}",
+            call_id
+        );
+        assert!(request.starts_with(&expected), "{request}\n  vs {expected}");
+        // The keys go out from 4.5 s (7 of them, ~0.2 s each); the account prompt is over
+        // by then, so the sound after 5 s is the CRM's answer, spoken (about 3 s).
+        let rms: Vec<i64> = r["audio"]["caller"]["rms_timeline"]
+            .as_array()
+            .map(|v| v.iter().filter_map(|x| x.as_i64()).collect())
+            .unwrap_or_default();
+        let loud = rms.iter().skip(50).filter(|v| **v > 300).count();
+        assert!(loud >= 20, "the answer is spoken (2 s+ of sound after the keys): {rms:?}");
+        let row = pjsua::wait_calllog(&switch.db, &call_id, Duration::from_secs(3))
+            .await
+            .expect("a call-log row");
+        assert_eq!(row.dtmfkey, "2123456#", "{row:?}");
+        assert_eq!(row.business, "IVR_INCOMING", "{row:?}");
+        switch.stop().await.unwrap();
+    });
+}
