@@ -572,3 +572,62 @@ async fn a_customer_calling_back_reaches_the_extension_that_called_it() {
     assert_eq!(back.business, "INCOMING", "{back:?}");
     switch.stop().await.unwrap();
 }
+
+/// A caller who is not next hears its place in the queue spoken (TTS), then the music on
+/// hold: 801 waits first (SIPp), then 803 (a pjsua2 phone) is told "number 2".
+#[actix_rt::test]
+async fn a_second_caller_hears_its_position_then_music() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = config("longest-idle", "").replace(
+        "number = \"803\"\npassword = \"1234\"",
+        "number = \"803\"\npassword = \"p803\"",
+    );
+    let switch = start(dir.path(), &text).await;
+    http(&switch, "opt=SET_EXT_PRESENCE_STATE&extnum=802&state=busy").await;
+    let sip = switch.sip_addr;
+    let first = tokio::spawn(async move {
+        Sipp::new("uac_call.xml")
+            .csv(&user_line("801", PASSWORD, None))
+            .service("3003")
+            .pause_ms(9_000)
+            .remote(sip)
+            .timeout(Duration::from_secs(30))
+            .run()
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let args: Vec<String> = [
+        "--caller",
+        "803:p803",
+        "--dial",
+        "3003",
+        "--no-tone",
+        "--hangup-after",
+        "7",
+        "--talk",
+        "7",
+        "--listen-freqs",
+        "523,659,784",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let r = common::pjsua::run(switch.sip_addr, "dial", &args, Duration::from_secs(30)).await;
+    assert_eq!(r["errors"], serde_json::json!([]), "{r}");
+    let audio = &r["audio"]["caller"];
+    let timeline = audio["timeline"].as_str().unwrap_or_default().to_string();
+    // Speech first (no single tone dominates: '?'), music after (the notes: a, b, c).
+    let head: String = timeline.chars().take(15).collect();
+    let speech = head.chars().filter(|c| *c == '?').count();
+    assert!(speech >= 8, "the position is spoken first: {timeline}");
+    let notes: f64 = ["523_seconds", "659_seconds", "784_seconds"]
+        .iter()
+        .map(|k| audio[*k].as_f64().unwrap_or(0.0))
+        .sum();
+    assert!(notes >= 2.0, "then music on hold: {notes} s: {timeline}");
+    first
+        .await
+        .expect("task")
+        .assert_success("the first caller waited and hung up");
+    switch.stop().await.unwrap();
+}

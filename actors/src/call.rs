@@ -807,10 +807,42 @@ impl Call {
                 .await
         }
         .into_actor(self)
-        .map(|position, act, _| {
+        .map(|position, act, ctx| {
             tracing::debug!(call_id = %act.id, ?position, "queued");
+            if let Ok(position) = position {
+                act.announce_position(ctx, position);
+            }
         })
         .spawn(ctx);
+    }
+
+    /// A caller who is not next hears its place in the queue (TTS), then the music.
+    fn announce_position(&mut self, ctx: &mut Context<Self>, position: usize) {
+        let (Some(tts), Some(music)) = (
+            self.services.tts.clone(),
+            self.services.settings.music_on_hold.clone(),
+        ) else {
+            return;
+        };
+        if position < 2 {
+            return;
+        }
+        let text = format!("You are number {position} in the queue. Please hold.");
+        async move { tts.speak(&text).await }
+            .into_actor(self)
+            .map(move |speech, act, _| {
+                let (Ok(speech), Some(media)) = (speech, &act.media) else {
+                    return;
+                };
+                if act.phase == CallPhase::Queued {
+                    let source = Source::playlist(
+                        vec![Source::prompt(speech), Source::looping(music)],
+                        false,
+                    );
+                    let _ = media.a.play(Playback::new(MUSIC_ON_HOLD_PLAYBACK, source));
+                }
+            })
+            .spawn(ctx);
     }
 
     /// Music on hold to the caller (on) or not (off: bridged audio flows again).
