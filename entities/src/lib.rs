@@ -30,6 +30,7 @@ pub mod conference_room;
 pub mod extension;
 pub mod group_member;
 pub mod ivr_menu;
+pub mod routing_rule;
 pub mod setting;
 pub mod trunk;
 pub mod vip_list;

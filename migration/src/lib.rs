@@ -10,7 +10,8 @@
 //!   - `m20261125_000002_create_calllog`: `calllog` (column names of the CTI manual, Part C);
 //!   - `m20261125_000003_create_callback_outbox`: `callback_outbox`;
 //!   - `m20261125_000004_create_setting`: `setting`;
-//!   - `m20261125_000005_create_blacklist_vip_list`: `blacklist`, `vip_list` (interfaces 38, 39).
+//!   - `m20261125_000005_create_blacklist_vip_list`: `blacklist`, `vip_list` (interfaces 38, 39);
+//!   - `m20261125_000006_create_routing_rule`: `routing_rule` (interface 61).
 //!
 //! Migrations are frozen history: they do not import the `entities` crate, they spell every
 //! table and column themselves. Change the schema by adding a migration, never by editing one
@@ -28,6 +29,7 @@ mod m20261125_000002_create_calllog;
 mod m20261125_000003_create_callback_outbox;
 mod m20261125_000004_create_setting;
 mod m20261125_000005_create_blacklist_vip_list;
+mod m20261125_000006_create_routing_rule;
 
 /// All migrations of ctiswitch, oldest first.
 pub struct Migrator;
@@ -41,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000003_create_callback_outbox::Migration),
             Box::new(m20261125_000004_create_setting::Migration),
             Box::new(m20261125_000005_create_blacklist_vip_list::Migration),
+            Box::new(m20261125_000006_create_routing_rule::Migration),
         ]
     }
 }
@@ -59,6 +62,7 @@ pub const TABLES: &[&str] = &[
     "setting",
     "blacklist",
     "vip_list",
+    "routing_rule",
 ];
 
 /// `CREATE TABLE`, with `ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin` on

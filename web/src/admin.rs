@@ -24,6 +24,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     resource::<Groups>(cfg);
     resource::<Trunks>(cfg);
     resource::<AccessNumbers>(cfg);
+    resource::<RoutingRules>(cfg);
 }
 
 fn resource<R: Resource>(cfg: &mut web::ServiceConfig) {
@@ -120,6 +121,14 @@ repo_resource!(
     access_numbers,
     entities::provision::AccessNumberInput,
     entities::access_number::Model,
+    []
+);
+repo_resource!(
+    RoutingRules,
+    "routing_rules",
+    routing_rules,
+    entities::repo::routing_rules::RoutingRuleInput,
+    entities::routing_rule::Model,
     []
 );
 

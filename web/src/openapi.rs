@@ -96,7 +96,37 @@ fn collections() -> Vec<(&'static str, &'static str, Value, Vec<&'static str>)> 
             }),
             vec!["number", "target"],
         ),
+        routing_rules(),
     ]
+}
+
+/// Interface 61's intelligent routing rules (formats in `entities::routing_rule`).
+fn routing_rules() -> (&'static str, &'static str, Value, Vec<&'static str>) {
+    use entities::routing_rule::{DateType, OperationType};
+    let operations: Vec<_> = OperationType::ALL.iter().map(|o| o.as_str()).collect();
+    let date_types: Vec<_> = DateType::ALL.iter().map(|d| d.as_str()).collect();
+    (
+        "routing_rules",
+        "RoutingRule",
+        json!({
+            "telnum": {"type": "string", "pattern": "^[0-9]{1,32}$", "description": "called number or access number the rule applies to"},
+            "offon": {"type": "boolean", "default": true, "description": "enabled"},
+            "operationtype": {"type": "string", "enum": operations},
+            "parameters": {"type": "string", "description": "per operationtype: IVR_SELECT `3`|`ivr:3`; PLAY_AND_HANGUP `tone:19`|`19`|`file:prompts/x.wav`|`tts:text`; TRANSFER_CALL a number; ONANSWER_TO_VM seconds (default 20); ONANSWER_TRANSFER `number[,seconds]`; DIAL_HTTP_DOCKING a URL; CALLER_AREA_TRANSFER `prefix:number,…,*:number`; INCOMING_CALL_DELAY seconds; otherwise empty"},
+            "datetype": {"type": "string", "enum": date_types},
+            "begintime": {"type": "string", "description": "DAY_TYPE HH:mm:ss; WEEK_TYPE weekday 0 (Sunday)-6; MONTH_TYPE day 1-31; SPECIFIED_DAY yyyy-MM-dd HH:mm:ss (inclusive)"},
+            "endtime": {"type": "string", "description": "as begintime; times exclusive, days inclusive; DAY_TYPE/WEEK_TYPE/MONTH_TYPE wrap when earlier than begintime"},
+            "subbegintime": {"type": "string", "description": "WEEK_TYPE only: daily window start HH:mm:ss; empty = whole day"},
+            "subendtime": {"type": "string", "description": "WEEK_TYPE only: daily window end HH:mm:ss (exclusive; wraps past midnight)"},
+        }),
+        vec![
+            "telnum",
+            "operationtype",
+            "datetype",
+            "begintime",
+            "endtime",
+        ],
+    )
 }
 
 pub fn document() -> Value {

@@ -22,6 +22,7 @@ pub mod extensions;
 pub mod groups;
 pub mod ivrs;
 pub mod outbox;
+pub mod routing_rules;
 pub mod settings;
 pub mod trunks;
 pub mod vip;
