@@ -201,6 +201,11 @@ struct QueueCall {
     outcome: Option<&'static str>,
     /// The agent who answered, for its wrap-up when the call ends.
     agent: Option<Addr<Extension>>,
+    /// Since when the agents of the current offer were idle, and when it rang them.
+    idle_since_ms: Vec<(String, i64)>,
+    offered_ms: i64,
+    /// `standby`: seconds the answering agent had been idle when this call rang it.
+    standby_secs: i32,
 }
 
 struct Fork {
@@ -783,6 +788,9 @@ impl Call {
             wrap_up_seconds: 0,
             outcome: None,
             agent: None,
+            idle_since_ms: Vec::new(),
+            offered_ms: 0,
+            standby_secs: 0,
         });
         self.publish(CallState::Queued, &self.id, None);
         let caller = self.caller.number().to_string();
@@ -931,6 +939,10 @@ impl Call {
             let won = Some(&number) == winner.as_ref();
             if won {
                 q.agent = Some(ext.clone());
+                if let Some((_, idle)) = q.idle_since_ms.iter().find(|(n, _)| *n == number) {
+                    let secs = (q.offered_ms - idle).max(0) / 1_000;
+                    q.standby_secs = i32::try_from(secs).unwrap_or(i32::MAX);
+                }
             }
             ext.do_send(OfferEnded {
                 call_id: self.id.clone(),
@@ -1786,6 +1798,14 @@ impl Call {
             peercallid: self.peer_call_id.clone(),
             record_voice: self.record_path.clone().unwrap_or_default(),
             accessnum: self.access_number.clone().unwrap_or_default(),
+            standby: self.queue.as_ref().map_or(0, |q| q.standby_secs),
+            // The after-call work that follows: the group's wrap-up, for an agent who
+            // answered.
+            writetime: self
+                .queue
+                .as_ref()
+                .filter(|q| q.agent.is_some())
+                .map_or(0, |q| i32::try_from(q.wrap_up_seconds).unwrap_or(i32::MAX)),
             ivr_anwer_time: self.ivr_record.as_ref().map_or(0, |r| r.answered_at_ms),
             ivr_anwer_duration: self.ivr_record.as_ref().map_or(0, |r| {
                 i32::try_from(r.duration_secs(end)).unwrap_or(i32::MAX)
@@ -1995,7 +2015,14 @@ impl Handler<QueueEvent> for Call {
                 agents,
                 ring_timeout,
                 wrap_up_seconds,
-            } => self.offer_to_agents(ctx, agents, ring_timeout, wrap_up_seconds),
+                idle_since_ms,
+            } => {
+                if let Some(q) = self.queue.as_mut() {
+                    q.idle_since_ms = idle_since_ms;
+                    q.offered_ms = now_ms();
+                }
+                self.offer_to_agents(ctx, agents, ring_timeout, wrap_up_seconds)
+            }
             QueueEvent::TimedOut { overflow } => self.queue_timed_out(ctx, overflow),
         }
     }

@@ -67,6 +67,8 @@ pub enum QueueEvent {
         agents: Vec<(String, Addr<Extension>)>,
         ring_timeout: Duration,
         wrap_up_seconds: u32,
+        /// Since when each agent was idle (epoch ms), for the call log's `standby`.
+        idle_since_ms: Vec<(String, i64)>,
     },
     /// `max_wait` is over: the call leaves the queue (`overflow` as configured).
     TimedOut { overflow: Option<String> },
@@ -210,10 +212,15 @@ impl Queue {
         waiter.reserving = false;
         if !granted.is_empty() {
             waiter.ringing = granted.iter().map(|(n, _)| n.clone()).collect();
+            let idle_since_ms = granted
+                .iter()
+                .filter_map(|(n, _)| Some((n.clone(), self.agents.get(n)?.idle_since_ms)))
+                .collect();
             waiter.call.do_send(QueueEvent::Offer {
                 agents: granted,
                 ring_timeout: self.config.ring_timeout,
                 wrap_up_seconds: self.config.wrap_up_seconds,
+                idle_since_ms,
             });
         }
         self.dispatch(ctx);

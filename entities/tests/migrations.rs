@@ -50,15 +50,16 @@ async fn up_down_up() {
         for (table, present) in table_presence(db).await {
             assert!(present, "[{}] {table} missing after second up", t.kind);
         }
-        // Step-wise down and up: the newest migration (blacklist and VIP list) only.
+        // Step-wise down and up: the newest migration (intelligent routing rules) only.
         Migrator::down(db, Some(1)).await.expect("down 1");
         let schema = SchemaManager::new(db);
-        assert!(!schema.has_table("vip_list").await.unwrap());
-        assert!(!schema.has_table("blacklist").await.unwrap());
+        assert!(!schema.has_table("routing_rule").await.unwrap());
+        assert!(schema.has_table("vip_list").await.unwrap());
+        assert!(schema.has_table("blacklist").await.unwrap());
         assert!(schema.has_table("setting").await.unwrap());
         assert!(schema.has_table("calllog").await.unwrap());
         Migrator::up(db, None).await.expect("up rest");
-        assert!(SchemaManager::new(db).has_table("vip_list").await.unwrap());
+        assert!(SchemaManager::new(db).has_table("routing_rule").await.unwrap());
         assert_recording_columns(db, t.kind).await;
         t.finish().await;
     }
