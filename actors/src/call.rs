@@ -31,11 +31,13 @@ use crate::media::playback::{Playback, Source};
 use crate::media::relay::Latching;
 use crate::media::wav::WavWriter;
 use crate::queue::{Dequeue, Enqueue, OfferResult, Queue, QueueEvent};
+use crate::router::GetIvr;
 use crate::router::{CallEnded, Resolve, Route};
 use crate::services::Services;
 use crate::sip::message::{NameAddr, Request, SipUri, Transport};
 use crate::sip::sdp::{self, Codec, Direction as SdpDirection, Sdp, SdpSession, SWITCH_CODECS};
 use crate::sip::transaction::TransactionKey;
+use entities::routing_rule::{RuleAction, RulePrompt};
 
 /// The caller's leg is always leg 0.
 const CALLER_LEG: LegId = 0;
@@ -43,6 +45,20 @@ const CALLER_LEG: LegId = 0;
 const DEFAULT_MAX_FORWARDS: u8 = 70;
 /// Playback id of music on hold (a call plays one thing at a time per side).
 const MUSIC_ON_HOLD_PLAYBACK: u64 = 1;
+/// Playback id of a routing rule's PLAY_AND_HANGUP prompt.
+const RULE_PROMPT_PLAYBACK: u64 = 2;
+/// The voicemail of VOICE_MAIL / ONANSWER_TO_VM rules: a one-node menu.
+const VOICEMAIL_MENU: &str = r##"<ivr name="voicemail" start="vm">
+  <voicemail id="vm" max="120" terminator="#" next="bye"
+             tts="Please leave a message after the tone, then press the hash key."/>
+  <hangup id="bye"/>
+</ivr>"##;
+
+/// How the pre-routing ends: the numbering plan's route, or a time-based rule.
+enum Decision {
+    Route(Option<Route>),
+    Rule(RuleAction),
+}
 
 /// A Call-ID as a file name: only characters that are safe everywhere.
 fn file_safe(id: &str) -> String {
@@ -109,6 +125,8 @@ pub enum CallInput {
     Enqueued,
     /// The agents rung for a queued call did not answer: back to waiting.
     Requeued,
+    /// Taken out of the queue to be routed elsewhere (a rule's no-answer fallback).
+    Dequeued,
     Ended,
 }
 
@@ -120,6 +138,7 @@ pub fn transition(from: CallPhase, input: CallInput) -> Option<CallPhase> {
         (P::Routing | P::Ringing | P::Queued, I::Answered) => Some(P::Talking),
         (P::Routing | P::Queued, I::Enqueued) => Some(P::Queued),
         (P::Ringing, I::Requeued) => Some(P::Queued),
+        (P::Queued | P::Ringing, I::Dequeued) => Some(P::Routing),
         (P::Routing | P::Ringing | P::Queued | P::Talking, I::Ended) => Some(P::Ended),
         _ => None,
     }
@@ -245,6 +264,8 @@ pub struct Call {
     /// The call went to a meet-me room (the call log's `business` is CONFERENCE).
     to_conference: bool,
     queue: Option<QueueCall>,
+    /// A PLAY_AND_HANGUP prompt plays: its end ends the call.
+    hang_up_after_prompt: bool,
     /// The IVR running on the caller, and its latest call-log record.
     ivr: Option<Addr<Ivr>>,
     ivr_record: Option<crate::ivr::IvrRecord>,
@@ -305,6 +326,7 @@ impl Call {
             to_conference: false,
             queue: None,
             access_number: None,
+            hang_up_after_prompt: false,
             ivr: None,
             ivr_record: None,
             answered_locally: false,
@@ -520,13 +542,27 @@ impl Call {
             } else {
                 None
             };
+            // Time-based rules of the dialled number (interface 61).
+            let rules = entities::repo::routing_rules::enabled_for(&db, &callee)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!("routing rules lookup failed (none applied): {e}");
+                    Vec::new()
+                });
+            let now = chrono::Local::now().naive_local();
+            if let Some(rule) = entities::routing_rule::active_rule(&rules, &callee, now) {
+                if let Ok(action) = rule.action() {
+                    tracing::info!(%callee, rule = rule.id, ?action, "routing rule applies");
+                    return Ok((Decision::Rule(action), access));
+                }
+            }
             if let Some(url) = routing_url {
                 if let Some(number) = routing_query(&http, &url, &caller).await {
                     if let Ok(route @ (Route::Extension { .. } | Route::Group { .. })) =
                         router.send(resolve(number.clone(), false)).await
                     {
                         tracing::info!(%caller, %number, "routed by the routing query");
-                        return Ok((Some(route), access));
+                        return Ok((Decision::Route(Some(route)), access));
                     }
                     tracing::warn!(%caller, %number, "routing query named no extension or group");
                 }
@@ -537,11 +573,14 @@ impl Call {
                         router.send(resolve(ext.clone(), false)).await
                     {
                         tracing::info!(%caller, %ext, "direct callback to the last caller");
-                        return Ok((Some(route), access));
+                        return Ok((Decision::Route(Some(route)), access));
                     }
                 }
             }
-            Ok((router.send(resolve(callee, from_trunk)).await.ok(), access))
+            Ok((
+                Decision::Route(router.send(resolve(callee, from_trunk)).await.ok()),
+                access,
+            ))
         }
         .into_actor(self)
         .map(|checked, act, ctx| match checked {
@@ -549,11 +588,206 @@ impl Call {
                 tracing::info!(call_id = %act.id, %number, "blacklisted: refused");
                 act.refuse(ctx, 403, "Forbidden")
             }
-            Ok((Some(route), access)) => {
+            Ok((Decision::Route(Some(route)), access)) => {
                 act.access_number = access;
                 act.route(ctx, route)
             }
-            Ok((None, _)) => act.refuse(ctx, 500, "Server Internal Error"),
+            Ok((Decision::Route(None), _)) => act.refuse(ctx, 500, "Server Internal Error"),
+            Ok((Decision::Rule(action), access)) => {
+                act.access_number = access;
+                act.apply_rule(ctx, action)
+            }
+        })
+        .wait(ctx);
+    }
+
+    /// Resolves `number` in the numbering plan and routes there.
+    fn route_number(&mut self, ctx: &mut Context<Self>, number: String) {
+        let from_trunk = matches!(self.caller, Caller::Trunk { .. }) && !self.answered_locally;
+        let allow_transit = matches!(
+            self.caller,
+            Caller::Trunk {
+                allow_transit: true,
+                ..
+            }
+        );
+        self.services
+            .router
+            .send(Resolve {
+                number,
+                from_trunk,
+                allow_transit,
+            })
+            .into_actor(self)
+            .map(|route, act, ctx| match route {
+                Ok(route) => act.route(ctx, route),
+                Err(_) => act.refuse(ctx, 500, "Server Internal Error"),
+            })
+            .wait(ctx);
+    }
+
+    /// Carries out the time-based rule (interface 61) that applies to the dialled number.
+    fn apply_rule(&mut self, ctx: &mut Context<Self>, action: RuleAction) {
+        let callee = self.callee.clone();
+        match action {
+            RuleAction::BusyAndReject => self.refuse(ctx, 486, "Busy Here"),
+            RuleAction::TransferCall(number) => self.route_number(ctx, number),
+            RuleAction::CallerAreaTransfer(areas) => {
+                let number = areas
+                    .target_for(self.caller.number())
+                    .map(str::to_string)
+                    .unwrap_or(callee);
+                self.route_number(ctx, number);
+            }
+            RuleAction::IvrSelect(id) => {
+                self.services
+                    .router
+                    .send(GetIvr(id))
+                    .into_actor(self)
+                    .map(move |found, act, ctx| match found {
+                        Ok(Some(definition)) => act.enter_ivr(ctx, id, definition),
+                        _ => {
+                            tracing::warn!(call_id = %act.id, ivr = id, "routing rule names no IVR");
+                            act.refuse(ctx, 503, "Service Unavailable")
+                        }
+                    })
+                    .wait(ctx);
+            }
+            RuleAction::PlayAndHangup(prompt) => self.play_and_hang_up(ctx, prompt),
+            RuleAction::VoiceMail => self.enter_voicemail(ctx),
+            RuleAction::IncomingCallDelay { secs } => {
+                ctx.run_later(
+                    std::time::Duration::from_secs(u64::from(secs)),
+                    move |act, ctx| {
+                        if act.phase == CallPhase::Routing {
+                            act.route_number(ctx, callee);
+                        }
+                    },
+                );
+            }
+            RuleAction::DialHttpDocking(url) => {
+                let http = self.services.http.clone();
+                let query = [
+                    ("caller", self.caller.number().to_string()),
+                    ("callee", callee.clone()),
+                    ("id", self.id.clone()),
+                ];
+                tokio::spawn(async move {
+                    let sent = http
+                        .get(&url)
+                        .query(&query)
+                        .timeout(ROUTING_QUERY_TIMEOUT)
+                        .send()
+                        .await;
+                    if let Err(e) = sent {
+                        tracing::warn!("DIAL_HTTP_DOCKING request failed: {}", e.without_url());
+                    }
+                });
+                self.route_number(ctx, callee);
+            }
+            RuleAction::OnAnswerToVm { after_secs } => {
+                self.no_answer_fallback(ctx, after_secs, None);
+                self.route_number(ctx, callee);
+            }
+            RuleAction::OnAnswerTransfer { number, after_secs } => {
+                self.no_answer_fallback(ctx, after_secs, Some(number));
+                self.route_number(ctx, callee);
+            }
+        }
+    }
+
+    /// Unanswered after `secs`: the caller goes to `number`, or to voicemail.
+    fn no_answer_fallback(&mut self, ctx: &mut Context<Self>, secs: u32, number: Option<String>) {
+        ctx.run_later(
+            std::time::Duration::from_secs(u64::from(secs)),
+            move |act, ctx| {
+                if act.answered.is_some() || act.phase == CallPhase::Ended || act.ivr.is_some() {
+                    return;
+                }
+                tracing::info!(call_id = %act.id, ?number, "no answer: rule fallback");
+                if let Some(handle) = act.ring_timer.take() {
+                    ctx.cancel_future(handle);
+                }
+                act.cancel_forks(None);
+                act.forks.clear();
+                if let Some(q) = act.queue.take() {
+                    q.addr.do_send(Dequeue {
+                        call_id: act.id.clone(),
+                    });
+                    for (_, ext) in q.offer {
+                        ext.do_send(OfferEnded {
+                            call_id: act.id.clone(),
+                            outcome: OfferOutcome::Withdrawn,
+                        });
+                    }
+                }
+                act.step(CallInput::Dequeued);
+                match number {
+                    Some(number) => act.route_number(ctx, number),
+                    None => act.enter_voicemail(ctx),
+                }
+            },
+        );
+    }
+
+    /// Voicemail: the built-in one-node menu records the caller.
+    fn enter_voicemail(&mut self, ctx: &mut Context<Self>) {
+        match crate::ivr::IvrDefinition::parse(VOICEMAIL_MENU) {
+            Ok(definition) => self.enter_ivr(ctx, 0, std::sync::Arc::new(definition)),
+            Err(e) => {
+                tracing::error!("built-in voicemail menu: {e}");
+                self.refuse(ctx, 503, "Service Unavailable")
+            }
+        }
+    }
+
+    /// PLAY_AND_HANGUP: answers, plays the prompt once, hangs up.
+    fn play_and_hang_up(&mut self, ctx: &mut Context<Self>, prompt: RulePrompt) {
+        if let Some(handle) = self.ring_timer.take() {
+            ctx.cancel_future(handle);
+        }
+        if self.answer_locally(ctx).is_none() {
+            return;
+        }
+        let storage = self.services.settings.storage_dir.clone();
+        let tts = self.services.tts.clone();
+        async move {
+            let file = match prompt {
+                RulePrompt::Tts(text) => {
+                    return match tts {
+                        Some(tts) => tts.speak(&text).await.map_err(|e| e.to_string()),
+                        None => Err("TTS is off".to_string()),
+                    }
+                }
+                RulePrompt::Tone(id) => storage.join("tones").join(format!("{id}.wav")),
+                RulePrompt::File(path) => storage.join(path),
+            };
+            tokio::task::spawn_blocking(move || crate::media::wav::load_prompt_shared(&file))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+        }
+        .into_actor(self)
+        .map(|samples, act, ctx| {
+            let played = match (samples, &act.media) {
+                (Ok(samples), Some(media)) => media
+                    .a
+                    .play(Playback::new(RULE_PROMPT_PLAYBACK, Source::prompt(samples)))
+                    .is_ok(),
+                (Err(e), _) => {
+                    tracing::warn!(call_id = %act.id, "PLAY_AND_HANGUP prompt: {e}");
+                    false
+                }
+                _ => false,
+            };
+            act.hang_up_after_prompt = played;
+            if !played {
+                act.hungup.get_or_insert(EndedBy::System);
+                if let Some(a) = &act.caller_leg {
+                    a.do_send(Hangup);
+                }
+                act.end(ctx);
+            }
         })
         .wait(ctx);
     }
@@ -1974,6 +2208,15 @@ impl Handler<MediaNotice> for Call {
             }
             MediaEvent::Failed { endpoint, error } => {
                 tracing::warn!(call_id = %self.id, endpoint, "media socket failed: {error}");
+            }
+            MediaEvent::PlaybackFinished { finished, .. }
+                if self.hang_up_after_prompt && finished.id == RULE_PROMPT_PLAYBACK =>
+            {
+                self.hungup.get_or_insert(EndedBy::System);
+                if let Some(a) = &self.caller_leg {
+                    a.do_send(Hangup);
+                }
+                self.end(ctx);
             }
             MediaEvent::PlaybackFinished { endpoint, finished } => {
                 if let (Some(ivr), Some(Side::A)) = (&self.ivr, side_of(self, endpoint)) {

@@ -740,3 +740,15 @@ impl Handler<ListQueues> for SipRouter {
         MessageResult(queues)
     }
 }
+
+/// Query: IVR menu `id` (for a routing rule's IVR_SELECT).
+#[derive(Message)]
+#[rtype(result = "Option<std::sync::Arc<crate::ivr::IvrDefinition>>")]
+pub struct GetIvr(pub i32);
+
+impl Handler<GetIvr> for SipRouter {
+    type Result = Option<std::sync::Arc<crate::ivr::IvrDefinition>>;
+    fn handle(&mut self, msg: GetIvr, _: &mut Self::Context) -> Self::Result {
+        self.directory.ivrs.get(&msg.0).cloned()
+    }
+}
