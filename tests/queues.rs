@@ -631,3 +631,86 @@ async fn a_second_caller_hears_its_position_then_music() {
         .assert_success("the first caller waited and hung up");
     switch.stop().await.unwrap();
 }
+
+/// `max_wait = 2` with `overflow = "group:3005"`: the caller nobody in 3003 takes goes to
+/// 3005, where 803 answers.
+#[actix_rt::test]
+async fn a_queue_timeout_overflows_to_another_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = r#"
+[[extensions]]
+number = "801"
+password = "1234"
+[[extensions]]
+number = "802"
+password = "1234"
+groups = ["3003"]
+[[extensions]]
+number = "803"
+password = "1234"
+groups = ["3005"]
+[[groups]]
+number = "3003"
+name = "Sales"
+strategy = "longest-idle"
+ring_timeout = 2
+max_wait = 2
+overflow = "group:3005"
+[[groups]]
+number = "3005"
+name = "Overflow"
+strategy = "ring-all"
+ring_timeout = 5
+"#;
+    let switch = common::start(dir.path(), text).await;
+    // 802 (the only member of 3003) is busy; 803 serves 3005.
+    http(&switch, "opt=SET_EXT_PRESENCE_STATE&extnum=802&state=busy").await;
+    let a803 = agent(&switch, "803", "uas.xml", 1).await;
+    call(&switch, "3003", 4_000)
+        .await
+        .assert_success("overflowed to 3005");
+    a803.wait().await.assert_success("803 answered");
+    let rows = rows(&switch, 1).await;
+    let row = &rows[0];
+    assert_eq!(row.callee, "803", "{row:?}");
+    assert_eq!(row.state, "STATE_RECEIVED", "{row:?}");
+    assert!(row.queue_duration >= 2, "waited max_wait first: {row:?}");
+    assert_eq!(
+        row.business, "CENTREX_CALL",
+        "answered, not a timeout: {row:?}"
+    );
+    switch.stop().await.unwrap();
+}
+
+/// `reducing` agents get calls only when no `online` agent is free: 802 (reducing) is
+/// passed over for 803 (online); with 803 offline, 802 gets the next call.
+#[actix_rt::test]
+async fn a_reducing_agent_gets_calls_only_when_no_online_agent_is_free() {
+    let dir = tempfile::tempdir().unwrap();
+    let switch = start(dir.path(), &config("round-robin", "")).await;
+    http(
+        &switch,
+        "opt=SET_EXT_PRESENCE_STATE&extnum=802&state=reducing",
+    )
+    .await;
+    let a802 = agent(&switch, "802", "uas.xml", 1).await;
+    let a803 = agent(&switch, "803", "uas.xml", 1).await;
+    call(&switch, "3003", 800)
+        .await
+        .assert_success("first call");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    http(
+        &switch,
+        "opt=SET_EXT_PRESENCE_STATE&extnum=803&state=offline",
+    )
+    .await;
+    call(&switch, "3003", 800)
+        .await
+        .assert_success("second call");
+    let rows = rows(&switch, 2).await;
+    assert_eq!(rows[0].callee, "803", "online first: {rows:#?}");
+    assert_eq!(rows[1].callee, "802", "then the reducing one: {rows:#?}");
+    a802.wait().await.assert_success("802");
+    a803.wait().await.assert_success("803");
+    switch.stop().await.unwrap();
+}

@@ -45,6 +45,8 @@ const CALLER_LEG: LegId = 0;
 const DEFAULT_MAX_FORWARDS: u8 = 70;
 /// Playback id of music on hold (a call plays one thing at a time per side).
 const MUSIC_ON_HOLD_PLAYBACK: u64 = 1;
+/// What a caller hears when the queue gives up on it and there is no overflow.
+pub const QUEUE_GOODBYE: &str = "All our agents are busy. Please call again later. Goodbye.";
 /// Playback id of a routing rule's PLAY_AND_HANGUP prompt.
 const RULE_PROMPT_PLAYBACK: u64 = 2;
 /// The voicemail of VOICE_MAIL / ONANSWER_TO_VM rules: a one-node menu.
@@ -746,7 +748,7 @@ impl Call {
         if let Some(handle) = self.ring_timer.take() {
             ctx.cancel_future(handle);
         }
-        if self.answer_locally(ctx).is_none() {
+        if !self.answered_locally && self.answer_locally(ctx).is_none() {
             return;
         }
         let storage = self.services.settings.storage_dir.clone();
@@ -1169,6 +1171,8 @@ impl Call {
             ctx.cancel_future(t);
         }
         q.left_ms = Some(now_ms());
+        // Answered after all (an overflow to an extension): not a queue timeout.
+        q.outcome = None;
         for (number, ext) in q.offer.drain(..) {
             let won = Some(&number) == winner.as_ref();
             if won {
@@ -1245,15 +1249,24 @@ impl Call {
         let target = overflow.and_then(|t| t.parse::<entities::Target>().ok());
         let number = match target {
             Some(entities::Target::Group(n) | entities::Target::Ext(n)) => Some(n),
+            Some(entities::Target::Ivr(id)) => {
+                // An IVR: typically a voicemail menu.
+                self.services
+                    .router
+                    .send(GetIvr(id))
+                    .into_actor(self)
+                    .map(move |found, act, ctx| match found {
+                        Ok(Some(definition)) => act.enter_ivr(ctx, id, definition),
+                        _ => act.play_and_hang_up(ctx, RulePrompt::Tts(QUEUE_GOODBYE.into())),
+                    })
+                    .wait(ctx);
+                return;
+            }
             _ => None,
         };
         let Some(number) = number else {
-            tracing::info!(call_id = %self.id, "queue timeout: hanging up");
-            self.hungup.get_or_insert(EndedBy::System);
-            if let Some(a) = &self.caller_leg {
-                a.do_send(Hangup);
-            }
-            return self.end(ctx);
+            tracing::info!(call_id = %self.id, "queue timeout: goodbye");
+            return self.play_and_hang_up(ctx, RulePrompt::Tts(QUEUE_GOODBYE.into()));
         };
         tracing::info!(call_id = %self.id, %number, "queue timeout: overflow");
         self.services
