@@ -8,6 +8,10 @@
 #      switch (extension 801 authenticates with a 407 and dials 0123456789 → default trunk).
 #   2. RTP relay: BENCH_MEDIA_CALLS concurrent calls through the switch with PCMA in both
 #      directions; the switch's CPU per relayed call and its memory per active call.
+#   3. queue (issue 5, bench/queue.sh): calls per second into a queue served by 200 agents
+#      (one SIPp UAS registered as extensions 2001-2200), rate stepped up (BENCH_QUEUE_RATES);
+#      every call must be answered by an agent with exactly one call-log row, and at the end
+#      no agent may be stuck (QUEUE_INFO empty, a burst of 200 calls takes 200 agents).
 #
 # Every figure is one line starting with "BENCH". Everything binds and sends to 127.0.0.1
 # only; every SIPp run is bounded by -m, -timeout and `timeout`. Exit status: 0 when the
@@ -16,7 +20,7 @@
 #
 # Knobs (environment): BENCH_RATES="500 1000 2000 3000 4000 5000" BENCH_STEP_SECONDS=5
 # BENCH_HOLD_MS=200 BENCH_MEDIA_CALLS=100 BENCH_MEDIA_RATE=25 BENCH_MEDIA_WINDOW=10
-# BENCH_ONLY="kamailio switch media dsp engine" (any subset) BENCH_PIN=1 (pin the target to CPU 1 and
+# BENCH_ONLY="kamailio switch media dsp engine queue" (any subset) BENCH_PIN=1 (pin the target to CPU 1 and
 # the SIPp pair to CPU 0; BENCH_PIN=0 to let the scheduler place them) BENCH_KEEP=1 (keep
 # the temporary directory and print its path) BENCH_TRACE=1 (SIPp message traces into the
 # temporary directory: slow, for debugging failed calls) BENCH_RETRIES=1 (tries again of a
@@ -33,7 +37,7 @@ HOLD_MS=${BENCH_HOLD_MS:-200}
 MEDIA_CALLS=${BENCH_MEDIA_CALLS:-100}
 MEDIA_RATE=${BENCH_MEDIA_RATE:-25}
 MEDIA_WINDOW=${BENCH_MEDIA_WINDOW:-10}
-ONLY=${BENCH_ONLY:-"kamailio switch media dsp engine"}
+ONLY=${BENCH_ONLY:-"kamailio switch media dsp engine queue"}
 PIN=${BENCH_PIN:-1}
 TRACE=${BENCH_TRACE:-0}
 RETRIES=${BENCH_RETRIES:-1}
@@ -513,6 +517,12 @@ if [[ " $ONLY " == *" engine "* ]]; then
     log "engine: bench failed: $(tail -3 "$TMP/engine.err")"
     EXIT=1
   fi
+fi
+
+# --- queues (issue 5): calls per second into a queue of 200 agents, see bench/queue.sh ---
+if has queue; then
+  # shellcheck source=bench/queue.sh
+  source "$ROOT/bench/queue.sh"
 fi
 
 exit $EXIT
