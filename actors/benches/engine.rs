@@ -26,11 +26,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actors::media::engine::Latching;
 use actors::media::engine::{Codec, Endpoint, EventSink, MediaEngine};
 use actors::media::g711::Law;
 use actors::media::mixer::MixMode;
 use actors::media::playback::{Playback, Source};
-use actors::media::relay::Latching;
 use actors::media::rtp_out::write_header;
 use actors::media::wav::WavWriter;
 use actors::media::PortAllocator;

@@ -25,10 +25,10 @@ use crate::leg::{
 };
 use crate::media::dtmf::{DtmfReceived, DtmfSource};
 use crate::media::engine::EndpointId;
+use crate::media::engine::Latching;
 use crate::media::engine::{Codec as MediaCodec, Endpoint, MediaEvent, Recording};
 use crate::media::g711::Law;
 use crate::media::playback::{Playback, Source};
-use crate::media::relay::Latching;
 use crate::media::wav::WavWriter;
 use crate::queue::{Dequeue, Enqueue, OfferResult, Queue, QueueEvent};
 use crate::router::GetIvr;

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actors::media::dtmf::{tone_amplitude, DtmfSource};
+use actors::media::engine::Latching;
 use actors::media::engine::{Codec, Endpoint, MediaEngine, MediaEvent};
 use actors::media::frame::{FRAME_SAMPLES, SAMPLE_RATE_HZ};
 use actors::media::g711::Law;
 use actors::media::mixer::MixMode;
 use actors::media::playback::{Playback, Source, StopReason};
-use actors::media::relay::Latching;
 use actors::media::rtp_out::{parse_rtp, write_header, RTP_HEADER_LEN};
 use actors::media::tone::ToneGenerator;
 use actors::media::wav::{read_wav, WavWriter};

@@ -59,7 +59,10 @@ async fn up_down_up() {
         assert!(schema.has_table("setting").await.unwrap());
         assert!(schema.has_table("calllog").await.unwrap());
         Migrator::up(db, None).await.expect("up rest");
-        assert!(SchemaManager::new(db).has_table("routing_rule").await.unwrap());
+        assert!(SchemaManager::new(db)
+            .has_table("routing_rule")
+            .await
+            .unwrap());
         assert_recording_columns(db, t.kind).await;
         t.finish().await;
     }

@@ -1,8 +1,6 @@
 //! Media plumbing: plain Rust and tokio, no actix.
 //!
 //! - [`ports`]: RTP/RTCP port pairs from a configured range, bound on the media address.
-//! - [`relay`]: the per-call RTP relay task and its control handle (the engine's
-//!   predecessor, kept for its tests and benchmark baseline).
 //! - [`engine`]: the media engine thread owning every RTP socket: forwarding between
 //!   bridged legs, playback, recording, conference mixing, DTMF (see its docs).
 //! - [`poller`]: the level-triggered epoll set and waker under the engine.
@@ -32,13 +30,9 @@ pub mod moh;
 pub mod playback;
 pub mod poller;
 pub mod ports;
-pub mod relay;
 pub mod rtp_out;
 pub mod tone;
 pub mod tts;
 pub mod wav;
 
 pub use ports::{PortAllocator, PortError, PortPair};
-pub use relay::{
-    Flow, Latching, RelayConfig, RelayError, RelayEvent, RelayHandle, RelayStatsSnapshot, Side,
-};

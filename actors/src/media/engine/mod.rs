@@ -39,7 +39,6 @@ use super::mixer::MixMode;
 use super::playback::{Playback, PlaybackFinished};
 use super::poller::Waker;
 use super::ports::PortPair;
-use super::relay::Latching;
 use super::wav::{WavSummary, WavWriter};
 
 pub type EndpointId = u64;
@@ -148,6 +147,18 @@ pub struct EngineStats {
     pub rooms: u64,
     pub recordings: u64,
     pub playbacks: u64,
+}
+
+/// Symmetric RTP policy: where to send an endpoint's media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Latching {
+    /// Send to the SDP address only; accept packets from any source.
+    Off,
+    /// Latch onto the first source that sends (NATed phones), then accept only it.
+    #[default]
+    Any,
+    /// Latch only onto a source with the SDP's IP (port may differ); drop the rest.
+    SameIp,
 }
 
 /// How an endpoint's remote side is reached and what it speaks.
@@ -340,19 +351,7 @@ impl MediaEngine {
         right: Option<&Endpoint>,
         events: EventSink,
     ) -> Result<Recording, EngineError> {
-        let id = self.next_id();
-        self.send(Command::StartRecording {
-            id,
-            writer: Box::new(writer),
-            left: left.map(|e| e.id),
-            right: right.map(|e| e.id),
-            events,
-        })?;
-        Ok(Recording {
-            id,
-            engine: self.clone(),
-            stopped: false,
-        })
+        self.record_endpoints(writer, left.map(|e| e.id), right.map(|e| e.id), events)
     }
 
     /// Plays into an endpoint known by id (for actors that do not own its handle, such

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 mod pace;
 
 use super::{
-    Codec, Command, EndpointCounters, EndpointId, EngineCounters, EventSink, MediaEvent,
+    Codec, Command, EndpointCounters, EndpointId, EngineCounters, EventSink, Latching, MediaEvent,
     RecordingId, RoomId,
 };
 use crate::media::dtmf::{
@@ -25,7 +25,6 @@ use crate::media::mixer::{MixMode, Mixer};
 use crate::media::playback::{Playback, PlaybackFinished, PlaybackTick};
 use crate::media::poller::{Poller, Token, Waker};
 use crate::media::ports::PortPair;
-use crate::media::relay::Latching;
 use crate::media::rtp_out::{parse_rtp, EventPacket, RtpSender, RTP_HEADER_LEN, RTP_VERSION};
 use crate::media::wav::WavWriter;
 use pace::Pacer;
