@@ -266,6 +266,8 @@ pub struct Call {
     /// The call went to a meet-me room (the call log's `business` is CONFERENCE).
     to_conference: bool,
     queue: Option<QueueCall>,
+    /// Legs cancelled by the call that may still answer (see `on_fork_event`).
+    withdrawn: HashMap<LegId, Fork>,
     /// A PLAY_AND_HANGUP prompt plays: its end ends the call.
     hang_up_after_prompt: bool,
     /// The IVR running on the caller, and its latest call-log record.
@@ -327,6 +329,7 @@ impl Call {
             conference: None,
             to_conference: false,
             queue: None,
+            withdrawn: HashMap::new(),
             access_number: None,
             hang_up_after_prompt: false,
             ivr: None,
@@ -711,7 +714,8 @@ impl Call {
                     ctx.cancel_future(handle);
                 }
                 act.cancel_forks(None);
-                act.forks.clear();
+                let forks: Vec<_> = act.forks.drain().collect();
+                act.withdrawn.extend(forks);
                 if let Some(q) = act.queue.take() {
                     q.addr.do_send(Dequeue {
                         call_id: act.id.clone(),
@@ -1212,7 +1216,9 @@ impl Call {
         let agents = std::mem::take(&mut q.offer);
         let addr = q.addr.clone();
         self.cancel_forks(None);
-        self.forks.clear();
+        // Cancelled, but a 200 may still cross the CANCEL: remember them to BYE it.
+        let forks: Vec<_> = self.forks.drain().collect();
+        self.withdrawn.extend(forks);
         for (_, ext) in &agents {
             ext.do_send(PhoneReleased {
                 call_id: self.id.clone(),
@@ -1468,6 +1474,21 @@ impl Call {
     }
 
     fn on_fork_event(&mut self, ctx: &mut Context<Self>, id: LegId, kind: LegEventKind) {
+        if let Some(fork) = self.withdrawn.get(&id) {
+            // A leg the call gave up on (an agent who rang out): an answer crossing the
+            // CANCEL is ended at once and never taken for the call's answer.
+            match kind {
+                LegEventKind::Answered { .. } => fork.leg.do_send(Hangup),
+                LegEventKind::Failed { .. } | LegEventKind::Gone | LegEventKind::HungUp { .. } => {
+                    self.withdrawn.remove(&id);
+                }
+                _ => {}
+            }
+            return;
+        }
+        if !self.forks.contains_key(&id) {
+            return;
+        }
         match kind {
             LegEventKind::Ringing { status, sdp } => {
                 if self.answered.is_some() {
