@@ -525,37 +525,25 @@ impl Call {
             .clone()
             .filter(|_| from_trunk);
         let router = self.services.router.clone();
+        let lists = self.services.lists.snapshot();
         async move {
-            for number in [&caller, &callee] {
-                match entities::repo::blacklist::is_listed_now(&db, number).await {
-                    Ok(true) => return Err(number.clone()),
-                    Ok(false) => {}
-                    Err(e) => tracing::warn!("blacklist lookup failed (not blocking): {e}"),
-                }
+            let now = now_ms();
+            if let Some(listed) = [&caller, &callee]
+                .into_iter()
+                .find(|n| lists.is_blacklisted(n, now))
+            {
+                return Err(listed.clone());
             }
             let resolve = |number: String, from_trunk: bool| Resolve {
                 number,
                 from_trunk,
                 allow_transit,
             };
-            let access = if from_trunk {
-                entities::repo::access_numbers::by_number(&db, &callee)
-                    .await
-                    .ok()
-                    .flatten()
-                    .map(|a| a.number)
-            } else {
-                None
-            };
+            let access = (from_trunk && lists.is_access_number(&callee)).then(|| callee.clone());
             // Time-based rules of the dialled number (interface 61).
-            let rules = entities::repo::routing_rules::enabled_for(&db, &callee)
-                .await
-                .unwrap_or_else(|e| {
-                    tracing::warn!("routing rules lookup failed (none applied): {e}");
-                    Vec::new()
-                });
-            let now = chrono::Local::now().naive_local();
-            if let Some(rule) = entities::routing_rule::active_rule(&rules, &callee, now) {
+            let local_now = chrono::Local::now().naive_local();
+            let rules = lists.rules_for(&callee);
+            if let Some(rule) = entities::routing_rule::active_rule(rules, &callee, local_now) {
                 if let Ok(action) = rule.action() {
                     tracing::info!(%callee, rule = rule.id, ?action, "routing rule applies");
                     return Ok((Decision::Rule(action), access));
@@ -1034,16 +1022,10 @@ impl Call {
         });
         self.publish(CallState::Queued, &self.id, None);
         let caller = self.caller.number().to_string();
-        let db = self.services.db.clone();
+        let vip_level = self.services.lists.snapshot().vip_level(&caller);
         let me = ctx.address().recipient();
         let call_id = self.id.clone();
         async move {
-            let vip_level = entities::repo::vip::level(&db, &caller)
-                .await
-                .unwrap_or_else(|e| {
-                    tracing::warn!("VIP lookup failed (level 0): {e}");
-                    0
-                });
             queue
                 .send(Enqueue {
                     call_id,
@@ -1075,22 +1057,31 @@ impl Call {
         if position < 2 {
             return;
         }
-        let text = format!("You are number {position} in the queue. Please hold.");
-        async move { tts.speak(&text).await }
-            .into_actor(self)
-            .map(move |speech, act, _| {
-                let (Ok(speech), Some(media)) = (speech, &act.media) else {
-                    return;
-                };
-                if act.phase == CallPhase::Queued {
-                    let source = Source::playlist(
-                        vec![Source::prompt(speech), Source::looping(music)],
-                        false,
-                    );
-                    let _ = media.a.play(Playback::new(MUSIC_ON_HOLD_PLAYBACK, source));
-                }
-            })
-            .spawn(ctx);
+        // Said from cached phrases and number words: a backlog of callers, each at a
+        // different position, must not run the synthesizer once per caller.
+        let mut phrases = vec!["You are number"];
+        phrases.extend(crate::media::say::number_words(position as u64));
+        phrases.push("in the queue. Please hold.");
+        async move {
+            let mut speech = Vec::with_capacity(phrases.len());
+            for phrase in phrases {
+                speech.push(tts.speak(phrase).await?);
+            }
+            Ok::<_, crate::media::tts::TtsError>(speech)
+        }
+        .into_actor(self)
+        .map(move |speech, act, _| {
+            let (Ok(speech), Some(media)) = (speech, &act.media) else {
+                return;
+            };
+            if act.phase == CallPhase::Queued {
+                let mut items: Vec<Source> = speech.into_iter().map(Source::prompt).collect();
+                items.push(Source::looping(music));
+                let source = Source::playlist(items, false);
+                let _ = media.a.play(Playback::new(MUSIC_ON_HOLD_PLAYBACK, source));
+            }
+        })
+        .spawn(ctx);
     }
 
     /// Music on hold to the caller (on) or not (off: bridged audio flows again).
@@ -2189,6 +2180,15 @@ impl Actor for Call {
                 }
             }
             self.refuse(ctx, status, reason);
+        }
+    }
+
+    fn stopped(&mut self, ctx: &mut Self::Context) {
+        // Only `end` stops a call; anything else (every address dropped) must still
+        // release the phones and agents and write the call's row.
+        if self.phase != CallPhase::Ended {
+            tracing::warn!(call_id = %self.id, phase = ?self.phase, "call stopped without ending: cleaning up");
+            self.end(ctx);
         }
     }
 }

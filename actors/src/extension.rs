@@ -660,11 +660,18 @@ impl Handler<SetPresence> for Extension {
 #[rtype(result = "bool")]
 pub struct ReserveAgent {
     pub call_id: String,
+    /// The longest the offer can last (the queue's ring timeout). The hold is let go
+    /// [`RESERVATION_GRACE`] later even if no [`OfferEnded`] came: a call that ends
+    /// abnormally must not leave its agents reserved for ever.
+    pub ring_timeout: Duration,
 }
+
+/// Slack after the ring timeout before a reservation nobody ended is let go.
+pub const RESERVATION_GRACE: Duration = Duration::from_secs(15);
 
 impl Handler<ReserveAgent> for Extension {
     type Result = bool;
-    fn handle(&mut self, msg: ReserveAgent, _: &mut Self::Context) -> bool {
+    fn handle(&mut self, msg: ReserveAgent, ctx: &mut Self::Context) -> bool {
         let status = self.agent_status();
         if !status.free() {
             if status.registered && !status.phone_idle && !status.reserved {
@@ -672,7 +679,15 @@ impl Handler<ReserveAgent> for Extension {
             }
             return false;
         }
+        let call_id = msg.call_id.clone();
         self.agent.reserved_for = Some(msg.call_id);
+        ctx.run_later(msg.ring_timeout + RESERVATION_GRACE, move |act, _| {
+            if act.agent.reserved_for.as_deref() == Some(call_id.as_str()) {
+                tracing::warn!(extension = %act.number, %call_id, "queue offer never ended: reservation let go");
+                act.agent.reserved_for = None;
+                act.publish();
+            }
+        });
         self.notify_watchers();
         true
     }

@@ -17,6 +17,8 @@
 //!   `playout` (`Playout`: the switch calls an extension and plays something to it),
 //!   `queue` (`Queue`: a group's waiting callers and its agents; the decisions are in
 //!   `queue_policy`).
+//! - `routing_lists` — the blacklist, VIP levels, routing rules and access numbers held in
+//!   memory for the calls (reloaded with the directory).
 //! - `services` — what the switching actors share; `switchboard` — starting and stopping
 //!   all of it.
 
@@ -33,6 +35,7 @@ pub mod playout;
 pub mod queue;
 pub mod queue_policy;
 pub mod router;
+pub mod routing_lists;
 pub mod services;
 pub mod sip;
 pub mod switchboard;

@@ -177,6 +177,7 @@ impl Queue {
                 .map(|m| {
                     let ask = m.ext.send(ReserveAgent {
                         call_id: call_id.clone(),
+                        ring_timeout: self.config.ring_timeout,
                     });
                     let member = (m.number.clone(), m.ext.clone());
                     async move { (member, ask.await.unwrap_or(false)) }

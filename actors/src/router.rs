@@ -383,6 +383,19 @@ impl Actor for SipRouter {
     fn started(&mut self, ctx: &mut Self::Context) {
         // Every SIP event passes through here: a deep mailbox absorbs bursts.
         ctx.set_mailbox_capacity(65_536);
+        // Lists changed in the database behind the API's back are picked up eventually.
+        ctx.run_interval(crate::routing_lists::REFRESH_INTERVAL, |act, ctx| {
+            let db = act.db.clone();
+            let lists = act.services.lists.clone();
+            ctx.spawn(
+                async move {
+                    if let Err(e) = lists.reload(&db).await {
+                        tracing::warn!("routing lists refresh failed (previous copy kept): {e}");
+                    }
+                }
+                .into_actor(act),
+            );
+        });
     }
 }
 
@@ -580,20 +593,38 @@ impl Handler<ReloadDirectory> for SipRouter {
         };
         let gateways = self.directory.gateway_sources.clone();
         AtomicResponse::new(Box::pin(
-            async move { crate::switchboard::load_directory(&db, &services, &current).await }
-                .into_actor(self)
-                .map(|result, act, _| match result {
-                    Ok(mut directory) => {
-                        directory.gateway_sources = gateways;
-                        act.directory = directory;
-                        Ok(())
-                    }
-                    Err(e) => {
-                        tracing::error!("numbering plan reload failed: {e}");
-                        Err(e.to_string())
-                    }
-                }),
+            async move {
+                services.lists.reload(&db).await?;
+                crate::switchboard::load_directory(&db, &services, &current).await
+            }
+            .into_actor(self)
+            .map(|result, act, _| match result {
+                Ok(mut directory) => {
+                    directory.gateway_sources = gateways;
+                    act.directory = directory;
+                    Ok(())
+                }
+                Err(e) => {
+                    tracing::error!("numbering plan reload failed: {e}");
+                    Err(e.to_string())
+                }
+            }),
         ))
+    }
+}
+
+/// Command from the API: the blacklist or the VIP list changed; read them again (the
+/// reply comes once the calls see the change).
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct ReloadLists;
+
+impl Handler<ReloadLists> for SipRouter {
+    type Result = ResponseFuture<Result<(), String>>;
+    fn handle(&mut self, _: ReloadLists, _: &mut Self::Context) -> Self::Result {
+        let db = self.db.clone();
+        let lists = self.services.lists.clone();
+        Box::pin(async move { lists.reload(&db).await.map_err(|e| e.to_string()) })
     }
 }
 

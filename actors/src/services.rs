@@ -89,9 +89,11 @@ pub struct Services {
     pub ports: Arc<PortAllocator>,
     pub media: MediaEngine,
     pub recording_overrides: Arc<std::sync::RwLock<RecordingOverrides>>,
-    /// The database, for the few lookups a call makes (blacklist, VIP level); state
-    /// lives in actors.
+    /// The database, for the few lookups a call makes (direct callback); state lives in
+    /// actors.
     pub db: sea_orm::DatabaseConnection,
+    /// Blacklist, VIP levels, routing rules and access numbers, read by every call.
+    pub lists: Arc<crate::routing_lists::RoutingLists>,
     /// For the HTTP callbacks a call makes itself (interface 11 routing query).
     pub http: reqwest::Client,
     /// Text-to-speech for prompts; `None` when `[tts] engine = "off"`.

@@ -229,6 +229,7 @@ impl Switchboard {
             media: media.clone(),
             recording_overrides: Arc::default(),
             db: db.clone(),
+            lists: Arc::new(crate::routing_lists::RoutingLists::load(db).await?),
             http: reqwest::Client::new(),
             tts: config.tts.clone(),
             digest: Arc::new(DigestServer::new(config.realm.clone(), secret)),

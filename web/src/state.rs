@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix::Addr;
-use actors::router::{ReloadDirectory, SipRouter};
+use actors::router::{ReloadDirectory, ReloadLists, SipRouter};
 use sea_orm::DatabaseConnection;
 
 /// Shared by every handler (cheap to clone).
@@ -49,6 +49,18 @@ impl AppState {
             match router.send(ReloadDirectory).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::error!("switch did not reload its configuration: {e}"),
+                Err(e) => tracing::error!("switch router unreachable: {e}"),
+            }
+        }
+    }
+
+    /// Tells the switching core that the blacklist or the VIP list changed, and waits
+    /// until the calls see the change.
+    pub async fn lists_changed(&self) {
+        if let Some(router) = &self.router {
+            match router.send(ReloadLists).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!("switch did not reload its lists: {e}"),
                 Err(e) => tracing::error!("switch router unreachable: {e}"),
             }
         }

@@ -19,6 +19,7 @@
 //! - [`mixer`]: the conference mixer (talk, listen-only, whisper, muted).
 //! - [`moh`]: the built-in music on hold.
 //! - [`tts`]: text-to-speech engines (espeak-ng, HTTP) behind a trait, with a cache.
+//! - [`say`]: numbers as words from a fixed vocabulary (queue positions).
 
 pub mod dtmf;
 pub mod engine;
@@ -31,6 +32,7 @@ pub mod playback;
 pub mod poller;
 pub mod ports;
 pub mod rtp_out;
+pub mod say;
 pub mod tone;
 pub mod tts;
 pub mod wav;

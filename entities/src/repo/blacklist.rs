@@ -144,11 +144,19 @@ pub async fn is_listed<C: ConnectionTrait>(
         .filter(Column::Telnum.eq(number))
         .one(db)
         .await?;
-    Ok(match (row, cutoff(now_ms, forbid_hours)) {
-        (None, _) => false,
-        (Some(_), None) => true,
-        (Some(r), Some(cutoff)) => r.created_at > cutoff,
-    })
+    Ok(row.is_some_and(|r| blocks(r.created_at, now_ms, forbid_hours)))
+}
+
+/// Whether an entry added at `created_at_ms` still blocks at `now_ms` under the expiry
+/// `forbid_hours` (the rule [`is_listed`] applies, for copies of the list held in memory).
+pub fn blocks(created_at_ms: i64, now_ms: i64, forbid_hours: Option<u32>) -> bool {
+    cutoff(now_ms, forbid_hours).is_none_or(|cutoff| created_at_ms > cutoff)
+}
+
+/// Every entry, expired or not (for a copy held in memory; expiry is applied at read time
+/// with [`blocks`]).
+pub async fn all<C: ConnectionTrait>(db: &C) -> Result<Vec<blacklist::Model>, Error> {
+    Ok(Entity::find().order_by_asc(Column::Id).all(db).await?)
 }
 
 /// [`is_listed`] now, with the expiry read from the setting.

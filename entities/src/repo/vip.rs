@@ -125,6 +125,11 @@ pub async fn query<C: ConnectionTrait>(
         .await?)
 }
 
+/// Every entry (for a copy held in memory).
+pub async fn all<C: ConnectionTrait>(db: &C) -> Result<Vec<vip_list::Model>, Error> {
+    Ok(Entity::find().order_by_asc(Column::Id).all(db).await?)
+}
+
 /// The VIP level of `number`: 0 when it is not on the list (or listed with level 0). Any
 /// text may be passed.
 pub async fn level<C: ConnectionTrait>(db: &C, number: &str) -> Result<u32, Error> {

@@ -53,7 +53,10 @@ pub async fn black_list_add(state: &AppState, params: &Params) -> HttpResponse {
         return code(400);
     };
     match blacklist::add(&state.db, &number).await {
-        Ok(()) => code(200),
+        Ok(()) => {
+            state.lists_changed().await;
+            code(200)
+        }
         Err(e) => repo_error("BLACK_LIST_ADD", e),
     }
 }
@@ -65,7 +68,10 @@ pub async fn black_list_rmv(state: &AppState, params: &Params) -> HttpResponse {
         return code(400);
     };
     match blacklist::remove(&state.db, &number).await {
-        Ok(_) => code(200),
+        Ok(_) => {
+            state.lists_changed().await;
+            code(200)
+        }
         Err(e) => repo_error("BLACK_LIST_RMV", e),
     }
 }
@@ -88,7 +94,10 @@ pub async fn vip_list_add(state: &AppState, params: &Params) -> HttpResponse {
         return code(400);
     };
     match vip::add(&state.db, input).await {
-        Ok(()) => code(200),
+        Ok(()) => {
+            state.lists_changed().await;
+            code(200)
+        }
         Err(e) => repo_error("VIP_LIST_ADD", e),
     }
 }
@@ -100,7 +109,10 @@ pub async fn vip_list_rmv(state: &AppState, params: &Params) -> HttpResponse {
         return code(400);
     };
     match vip::remove(&state.db, &number).await {
-        Ok(_) => code(200),
+        Ok(_) => {
+            state.lists_changed().await;
+            code(200)
+        }
         Err(e) => repo_error("VIP_LIST_RMV", e),
     }
 }
