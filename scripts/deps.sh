@@ -24,4 +24,9 @@ if ! .venv/bin/python -c 'import pjsua2' >/dev/null 2>&1; then
   python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check 'pjsua2-python==2.15.1.post1'
 fi
-echo "deps: ok (sipp $(sipp -v 2>/dev/null | grep -o 'v[0-9.]*' | head -1), pjsua2 in .venv)"
+# zeep, a real SOAP client for the SOAP services (tests/soap.rs), in the same venv.
+if ! .venv/bin/python -c 'import zeep' >/dev/null 2>&1; then
+  echo "deps: installing zeep in .venv"
+  .venv/bin/pip install -q --disable-pip-version-check 'zeep==4.3.3'
+fi
+echo "deps: ok (sipp $(sipp -v 2>/dev/null | grep -o 'v[0-9.]*' | head -1), pjsua2 and zeep in .venv)"

@@ -9,6 +9,8 @@
 //! - `admin.rs`   — the admin REST API under `/api/v1/` (JSON CRUD).
 //! - `conferences.rs` — live meet-me rooms: members, their modes, kicks.
 //! - `recordings.rs` — interface 33, recording download (`/Oms/FileDownServlet`).
+//! - `soap/`      — the manual's SOAP web services under `/bridge/services/` (`mod.rs`: SOAP
+//!   1.1 envelope reading/writing and faults; `routing.rs`: interface 61).
 //! - `openapi.rs` — the OpenAPI document of the admin API, `/api/v1/openapi.json`.
 //!
 //! Handlers never build queries: they call `entities::repo`.
@@ -19,6 +21,7 @@ pub mod conferences;
 pub mod health;
 pub mod openapi;
 pub mod recordings;
+pub mod soap;
 mod state;
 
 pub use state::AppState;
@@ -30,6 +33,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut actix_web::web::ServiceCon
             .app_data(admin::json_config())
             .configure(health::routes)
             .configure(compat::routes)
+            .configure(soap::routes)
             .configure(admin::routes)
             .configure(conferences::routes)
             .configure(recordings::routes)
