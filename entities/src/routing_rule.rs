@@ -6,8 +6,8 @@
 //!
 //! The fields and their JSON names are the manual's (`telnum`, `offon`, `operationtype`,
 //! `parameters`, `datetype`, `begintime`, `endtime`, `subbegintime`, `subendtime`). The
-//! manual's SOAP service (`IntelligentRoutingServiceImpl`) is not implemented; the rules are
-//! managed through the admin REST API (`/api/v1/routing_rules`).
+//! rules are managed through the manual's SOAP service (`IntelligentRoutingServiceImpl`) and
+//! the admin REST API (`/api/v1/routing_rules`).
 //!
 //! # When a rule is active
 //!

@@ -6,7 +6,7 @@
 //!
 //! The manual's SOAP service (`IntelligentRoutingServiceImpl?wsdl`: `addIntelligentRoutingRule`,
 //! `deleteIntelligentRoutingRule`, `getAllIntelligentRouting`, `updateIntelligentRoutingRule`)
-//! is not implemented; these functions are what it would call.
+//! calls these functions (`web/src/soap/routing.rs`), as the admin REST API does.
 //!
 //! Rules are not unique per number or time: several may overlap, and
 //! [`routing_rule::active_rule`] decides. The number is not required to exist as an
