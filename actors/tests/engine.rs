@@ -1,13 +1,13 @@
 //! The media engine over real loopback sockets: simulated phones (plain UDP sockets that
 //! send and receive G.711 RTP) against endpoints of a running engine thread.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actors::media::dtmf::{tone_amplitude, DtmfSource};
 use actors::media::engine::Latching;
-use actors::media::engine::{Codec, Endpoint, MediaEngine, MediaEvent};
+use actors::media::engine::{Codec, Endpoint, EndpointStats, MediaEngine, MediaEvent};
 use actors::media::frame::{FRAME_SAMPLES, SAMPLE_RATE_HZ};
 use actors::media::g711::Law;
 use actors::media::mixer::MixMode;
@@ -33,7 +33,13 @@ struct Phone {
 
 impl Phone {
     fn new(freq: f32) -> Self {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        Self::at([127, 0, 0, 1], freq)
+    }
+
+    /// A phone on another loopback address (Linux routes all of 127.0.0.0/8 to `lo`), so
+    /// that it is a source with a different IP from the others.
+    fn at(ip: [u8; 4], freq: f32) -> Self {
+        let socket = UdpSocket::bind((Ipv4Addr::from(ip), 0)).unwrap();
         socket.set_nonblocking(true).unwrap();
         Self {
             socket,
@@ -133,12 +139,21 @@ impl Rig {
     }
 
     fn endpoint(&self, phone: &Phone) -> (Endpoint, UnboundedReceiver<MediaEvent>) {
+        self.endpoint_with(Latching::Any, phone.addr())
+    }
+
+    /// An endpoint whose SDP names `sdp`, latching by `latching`.
+    fn endpoint_with(
+        &self,
+        latching: Latching,
+        sdp: SocketAddr,
+    ) -> (Endpoint, UnboundedReceiver<MediaEvent>) {
         let (tx, rx) = unbounded_channel();
         let ep = self
             .engine
-            .open(self.ports.allocate().unwrap(), Latching::Any, tx)
+            .open(self.ports.allocate().unwrap(), latching, tx)
             .unwrap();
-        ep.set_remote(Some(phone.addr())).unwrap();
+        ep.set_remote(Some(sdp)).unwrap();
         ep.set_codec(Codec {
             law: Law::Ulaw,
             dtmf_pt: Some(PT_EVENT),
@@ -541,4 +556,199 @@ fn a_sudden_ssrc_change_is_followed_and_the_outgoing_stream_stays_continuous() {
         seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)),
         "no sequence jump"
     );
+}
+
+/// Packets in one [`burst`].
+const BURST: u64 = 10;
+
+/// Packets the engine is done with on `ep`: refused by latching, or forwarded/dropped.
+fn handled(s: EndpointStats) -> u64 {
+    s.rejected + s.forwarded + s.dropped
+}
+
+/// Sends [`BURST`] packets of `phone`'s tone to `ep`, 20 ms apart, and waits (2 s at the
+/// most) until the engine has dealt with every one of them: after that, whatever it
+/// forwarded is in the receiving phone's socket.
+fn burst(phone: &mut Phone, ep: &Endpoint) {
+    let before = handled(ep.stats());
+    for _ in 0..BURST {
+        phone.send_audio(ep.local_addr());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while handled(ep.stats()) < before + BURST && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        handled(ep.stats()),
+        before + BURST,
+        "the engine dealt with the burst: {:?}",
+        ep.stats()
+    );
+}
+
+/// How many audio packets `phone` has received since it was last asked.
+fn heard(phone: &Phone) -> u64 {
+    let mut r = Received::default();
+    phone.drain(&mut r);
+    r.ssrcs.len() as u64
+}
+
+/// A call between A (its SDP naming `sdp_a`, latching by `latching`) and a phone B.
+fn latching_call(rig: &Rig, latching: Latching, sdp_a: &Phone) -> (Endpoint, Endpoint, Phone) {
+    let b = Phone::new(1000.0);
+    let (ea, _) = rig.endpoint_with(latching, sdp_a.addr());
+    let (eb, _) = rig.endpoint(&b);
+    ea.connect(&eb).unwrap();
+    (ea, eb, b)
+}
+
+/// Where a burst from B ends up: the packets each of `phones` received.
+fn b_reaches(b: &mut Phone, eb: &Endpoint, phones: &[&Phone]) -> Vec<u64> {
+    for p in phones {
+        heard(p);
+    }
+    burst(b, eb);
+    phones.iter().map(|p| heard(p)).collect()
+}
+
+/// A burst from `from` into A's endpoint: the packets B received of it.
+fn reaches_b(from: &mut Phone, ea: &Endpoint, b: &Phone) -> u64 {
+    heard(b);
+    burst(from, ea);
+    heard(b)
+}
+
+#[test]
+fn same_ip_latching_follows_a_new_port_on_the_sdp_ip_and_ignores_other_ips() {
+    let rig = Rig::new();
+    // A's SDP names 127.0.0.2; its media really comes from another port of that IP.
+    let sdp_a = Phone::at([127, 0, 0, 2], -1.0);
+    let mut real_a = Phone::at([127, 0, 0, 2], 440.0);
+    // Sources on other IPs, the switch's own among them.
+    let mut other_ip = Phone::at([127, 0, 0, 3], 440.0);
+    let mut switch_ip = Phone::at([127, 0, 0, 1], 440.0);
+    let (ea, eb, mut b) = latching_call(&rig, Latching::SameIp, &sdp_a);
+    let ip_of = |p: &Phone| p.addr().ip();
+    assert_eq!(ip_of(&sdp_a), ip_of(&real_a));
+    assert_ne!(ip_of(&sdp_a), ip_of(&other_ip));
+    assert_ne!(ip_of(&sdp_a), ip_of(&switch_ip));
+
+    // Foreign IPs are neither forwarded nor latched onto: B still sends to the SDP.
+    for stranger in [&mut other_ip, &mut switch_ip] {
+        assert_eq!(
+            reaches_b(stranger, &ea, &b),
+            0,
+            "{} forwarded",
+            stranger.addr()
+        );
+        assert_eq!(
+            b_reaches(&mut b, &eb, &[&sdp_a, stranger]),
+            [BURST, 0],
+            "latched onto {}",
+            stranger.addr()
+        );
+    }
+    assert_eq!(ea.stats().rejected, 2 * BURST);
+    assert_eq!(ea.stats().forwarded, 0);
+
+    // The SDP's IP from another port: latched, both ways.
+    assert_eq!(reaches_b(&mut real_a, &ea, &b), BURST);
+    assert_eq!(
+        b_reaches(&mut b, &eb, &[&sdp_a, &real_a, &other_ip, &switch_ip]),
+        [0, BURST, 0, 0]
+    );
+    assert_eq!(ea.stats().rejected, 2 * BURST);
+
+    // Latched: the others (another IP, or another port of the same IP) stay out.
+    let mut same_ip_again = Phone::at([127, 0, 0, 2], 440.0);
+    for stranger in [&mut other_ip, &mut same_ip_again] {
+        assert_eq!(
+            reaches_b(stranger, &ea, &b),
+            0,
+            "{} forwarded",
+            stranger.addr()
+        );
+    }
+    assert_eq!(
+        b_reaches(&mut b, &eb, &[&sdp_a, &real_a, &other_ip, &same_ip_again]),
+        [0, BURST, 0, 0]
+    );
+    assert_eq!(ea.stats().rejected, 4 * BURST);
+    assert_eq!(ea.stats().forwarded, BURST);
+}
+
+#[test]
+fn latching_off_never_moves_the_destination_from_the_sdp_address() {
+    let rig = Rig::new();
+    let sdp_a = Phone::new(-1.0);
+    // Another port of the SDP's IP, and other IPs.
+    let mut sources = [
+        Phone::new(440.0),
+        Phone::at([127, 0, 0, 2], 440.0),
+        Phone::at([127, 0, 0, 3], 440.0),
+    ];
+    let (ea, eb, mut b) = latching_call(&rig, Latching::Off, &sdp_a);
+    assert_eq!(b_reaches(&mut b, &eb, &[&sdp_a]), [BURST]);
+    for i in 0..sources.len() {
+        // Off accepts media from any source...
+        let from = sources[i].addr();
+        assert_eq!(reaches_b(&mut sources[i], &ea, &b), BURST, "from {from}");
+        // ...but sends only where the SDP says.
+        let mut listeners = vec![&sdp_a];
+        listeners.extend(sources.iter());
+        let mut expected = vec![0; listeners.len()];
+        expected[0] = BURST;
+        assert_eq!(
+            b_reaches(&mut b, &eb, &listeners),
+            expected,
+            "after media from {from}"
+        );
+    }
+    assert_eq!(ea.stats().rejected, 0);
+    assert_eq!(ea.stats().forwarded, 3 * BURST);
+}
+
+#[test]
+fn any_latching_moves_to_whichever_source_sends_first_and_starts_over_on_a_new_sdp() {
+    let rig = Rig::new();
+    let sdp_a = Phone::new(-1.0);
+    // A's NAT: its media comes from another IP altogether.
+    let mut real_a = Phone::at([127, 0, 0, 3], 440.0);
+    let mut other = Phone::at([127, 0, 0, 2], 440.0);
+    let (ea, eb, mut b) = latching_call(&rig, Latching::Any, &sdp_a);
+    assert_eq!(
+        b_reaches(&mut b, &eb, &[&sdp_a, &real_a, &other]),
+        [BURST, 0, 0],
+        "the SDP address until something is received"
+    );
+
+    assert_eq!(reaches_b(&mut real_a, &ea, &b), BURST);
+    assert_eq!(
+        b_reaches(&mut b, &eb, &[&sdp_a, &real_a, &other]),
+        [0, BURST, 0],
+        "latched onto the real source"
+    );
+
+    // Once latched, the first source only.
+    assert_eq!(reaches_b(&mut other, &ea, &b), 0);
+    assert_eq!(ea.stats().rejected, BURST);
+    assert_eq!(
+        b_reaches(&mut b, &eb, &[&sdp_a, &real_a, &other]),
+        [0, BURST, 0]
+    );
+
+    // A new SDP (re-INVITE) starts latching over: the SDP first, then any new source.
+    ea.set_remote(Some(sdp_a.addr())).unwrap();
+    assert_eq!(
+        b_reaches(&mut b, &eb, &[&sdp_a, &real_a, &other]),
+        [BURST, 0, 0]
+    );
+    assert_eq!(reaches_b(&mut other, &ea, &b), BURST);
+    assert_eq!(
+        b_reaches(&mut b, &eb, &[&sdp_a, &real_a, &other]),
+        [0, 0, BURST]
+    );
+    assert_eq!(reaches_b(&mut real_a, &ea, &b), 0);
+    assert_eq!(ea.stats().rejected, 2 * BURST);
 }
