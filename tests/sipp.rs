@@ -20,43 +20,25 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use actors::event_hub::PhoneState;
-use actors::extension::{ExtensionSnapshot, GetExtensionState};
-use actors::router::GetExtension;
-use common::sipp::{free_port, user_line, Sipp, SippOutcome, TracedMessage};
+use common::extension_state;
+use common::sipp::{
+    carrier_trunk, extensions, free_port, user_line, Sipp, SippOutcome, TracedMessage, CUSTOMER,
+};
 use ctiswitch::Switch;
 use entities::calllog;
-
-const PASSWORD: &str = "1234";
-
-const EXTENSIONS: &str = r#"
-[[extensions]]
-number = "801"
-password = "1234"
-name = "Alice"
-
-[[extensions]]
-number = "802"
-password = "1234"
-name = "Bob"
-"#;
 
 /// The talk time the scenarios pause for (`-d`), and so the call-log duration.
 const TALK_MS: u64 = 1000;
 
-/// A trunk named `carrier` at `127.0.0.1:<port>`, the default route for outside numbers.
-fn trunk(port: u16) -> String {
-    format!(
-        r#"
-[[trunks]]
-name = "carrier"
-host = "127.0.0.1:{port}"
-default = true
-"#
-    )
+/// A switch with extensions 801 and 802 (password 1234), plus `extra`.
+async fn start(dir: &Path, extra: &str) -> Switch {
+    common::start(dir, &format!("{}\n{extra}", extensions(&["801", "802"]))).await
 }
 
-async fn start(dir: &Path, extra: &str) -> Switch {
-    common::start(dir, &format!("{EXTENSIONS}\n{extra}")).await
+/// A switch as [`start`] with the default trunk `carrier` at a free port, and that port.
+async fn start_with_carrier(dir: &Path) -> (Switch, u16) {
+    let port = free_port();
+    (start(dir, &carrier_trunk(port, true)).await, port)
 }
 
 /// The database URL `common::config` gives a switch in `dir`.
@@ -64,48 +46,48 @@ fn db_url(dir: &Path) -> String {
     format!("sqlite://{}?mode=rwc", dir.join("test.db").display())
 }
 
-/// REGISTERs `user` (right password) with its Contact at `contact`; asserts the 200.
-async fn register(switch: &Switch, user: &str, contact: SocketAddr) {
-    let out = Sipp::new("register.xml")
-        .csv(&user_line(user, PASSWORD, Some(contact)))
-        .remote(switch.sip_addr)
-        .run()
-        .await;
-    out.assert_success(&format!("REGISTER {user}"));
-    assert_eq!(out.final_status(), Some(200), "{}", out.report());
-}
-
-async fn extension_state(switch: &Switch, number: &str) -> ExtensionSnapshot {
-    let ext = switch
-        .core
-        .router
-        .send(GetExtension(number.into()))
-        .await
-        .expect("router")
-        .unwrap_or_else(|| panic!("no extension actor for {number}"));
-    ext.send(GetExtensionState).await.expect("extension actor")
-}
-
-/// Waits (up to 10 s) until the call log holds `n` rows; returns them oldest first.
+/// Exactly `n` rows in the call log (waited for), oldest first.
 async fn call_logs(db: &sea_orm::DatabaseConnection, n: usize) -> Vec<calllog::Model> {
-    let until = Instant::now() + Duration::from_secs(10);
-    loop {
-        let rows = entities::repo::calllog::recent(db, 50)
-            .await
-            .expect("read call log");
-        if rows.len() >= n || Instant::now() >= until {
-            assert_eq!(rows.len(), n, "call-log rows: {rows:#?}");
-            let mut rows = rows;
-            rows.reverse();
-            return rows;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let rows = common::call_logs(db, n).await;
+    assert_eq!(rows.len(), n, "call-log rows: {rows:#?}");
+    rows
 }
 
 /// The one call-log row of the switch's only call.
 async fn only_call_log(switch: &Switch) -> calllog::Model {
     call_logs(&switch.db, 1).await.remove(0)
+}
+
+/// The call-log row of a stopped switch's only call, read through a new connection (stop()
+/// closed the pool).
+async fn only_call_log_after_stop(dir: &Path) -> calllog::Model {
+    let db = entities::connect(&db_url(dir))
+        .await
+        .expect("reopen the database");
+    let row = call_logs(&db, 1).await.remove(0);
+    db.close().await.unwrap();
+    row
+}
+
+/// Waits (15 s at the most) until `number`'s phone state satisfies `ready`, while `caller`
+/// (the SIPp run calling it) is still going.
+async fn wait_for_phone(
+    switch: &Switch,
+    number: &str,
+    caller: &mut common::sipp::SippProcess,
+    ready: impl Fn(&actors::extension::ExtensionSnapshot) -> bool,
+    what: &str,
+) {
+    let until = Instant::now() + Duration::from_secs(15);
+    loop {
+        let state = extension_state(switch, number).await;
+        if ready(&state) {
+            return;
+        }
+        assert!(!caller.finished(), "the caller ended before: {what}");
+        assert!(Instant::now() < until, "not within 15 s: {what}: {state:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The fields every answered call has, whoever placed it.
@@ -132,6 +114,14 @@ fn assert_answered(row: &calllog::Model, caller: &str, callee: &str, hungupside:
         "duration ≈ {talk} s\n{ctx}"
     );
     assert!(!row.callid.is_empty(), "callid\n{ctx}");
+}
+
+/// The fields of a call that was never answered, ended by `hungupside`.
+fn assert_failed(row: &calllog::Model, hungupside: &str) {
+    let ctx = format!("{row:#?}");
+    assert_eq!(row.state, "STATE_FAILED", "state\n{ctx}");
+    assert_eq!(row.hungupside, hungupside, "hungupside\n{ctx}");
+    assert_eq!(row.pickup_time, 0, "pickupTime\n{ctx}");
 }
 
 fn assert_centrex(row: &calllog::Model) {
@@ -184,6 +174,20 @@ fn assert_invite_for(out: &SippOutcome, from: &str, to: &str) {
     );
 }
 
+/// Runs `caller` while `phone` (a UAS) takes its call; both SIPp runs must succeed, as
+/// `what` (caller, phone) says.
+async fn call_phone(
+    caller: Sipp,
+    phone: common::sipp::SippProcess,
+    what: (&str, &str),
+) -> (SippOutcome, SippOutcome) {
+    let caller = caller.run().await;
+    caller.assert_success(what.0);
+    let callee = phone.wait().await;
+    callee.assert_success(what.1);
+    (caller, callee)
+}
+
 // ---------------------------------------------------------------------------------------
 // 1. REGISTER
 // ---------------------------------------------------------------------------------------
@@ -195,12 +199,7 @@ async fn register_with_digest_and_wrong_password() {
     let contact = SocketAddr::from(([127, 0, 0, 1], free_port()));
 
     // Right password: 401 challenge, then 200.
-    let out = Sipp::new("register.xml")
-        .csv(&user_line("801", PASSWORD, Some(contact)))
-        .remote(switch.sip_addr)
-        .run()
-        .await;
-    out.assert_success("REGISTER 801 with the right password");
+    let out = common::sipp::register(switch.sip_addr, "801", contact, false).await;
     assert_eq!(out.received_statuses(), vec![401, 200], "{}", out.report());
 
     // The registrar (the Extension actor) holds the binding.
@@ -214,8 +213,9 @@ async fn register_with_digest_and_wrong_password() {
     assert_eq!(state.phone, PhoneState::Idle, "{state:?}");
 
     // Wrong password: challenged, then refused (403, or a new 401).
+    let wrong = user_line("802", "not-the-password", Some(contact));
     let out = Sipp::new("register_wrong.xml")
-        .csv(&user_line("802", "not-the-password", Some(contact)))
+        .csv(&wrong)
         .remote(switch.sip_addr)
         .run()
         .await;
@@ -228,7 +228,7 @@ async fn register_with_digest_and_wrong_password() {
     );
     // The scenario that expects a 200 fails with the wrong password.
     let out = Sipp::new("register.xml")
-        .csv(&user_line("802", "not-the-password", Some(contact)))
+        .csv(&wrong)
         .remote(switch.sip_addr)
         .timeout(Duration::from_secs(5))
         .run()
@@ -253,23 +253,21 @@ async fn register_with_digest_and_wrong_password() {
 async fn call_801_to_802_caller_hangs_up() {
     let dir = tempfile::tempdir().unwrap();
     let switch = start(dir.path(), "").await;
-    let mut phone = Sipp::new("uas.xml").spawn();
-    phone.bound().await;
-    register(&switch, "802", phone.addr()).await;
+    let sip = switch.sip_addr;
+    let phone = Sipp::new("uas.xml").spawn_registered(sip, "802").await;
 
-    let caller = Sipp::new("uac_call.xml")
-        .csv(&user_line("801", PASSWORD, None))
-        .service("802")
-        .pause_ms(TALK_MS)
-        .remote(switch.sip_addr)
-        .run()
-        .await;
-    caller.assert_success("801 calls 802 and hangs up");
+    let (caller, callee) = call_phone(
+        Sipp::ext_call("uac_call.xml", sip, "801", "802").pause_ms(TALK_MS),
+        phone,
+        (
+            "801 calls 802 and hangs up",
+            "802's phone: INVITE, ACK, BYE",
+        ),
+    )
+    .await;
     let statuses = caller.received_statuses();
     assert!(statuses.contains(&407), "challenged: {statuses:?}");
     assert!(statuses.contains(&180), "ringing relayed: {statuses:?}");
-    let callee = phone.wait().await;
-    callee.assert_success("802's phone: INVITE, ACK, BYE");
     assert_eq!(requests(&callee), ["INVITE", "ACK", "BYE"]);
     assert_invite_for(&callee, "801", "802");
 
@@ -286,18 +284,10 @@ async fn call_801_to_802_caller_hangs_up() {
         callee.call_id(),
         "peercallid is the callee leg's"
     );
-    let state = extension_state(&switch, "801").await;
-    assert_eq!(
-        state.phone,
-        PhoneState::Offline,
-        "801 is free again: {state:?}"
-    );
-    let state = extension_state(&switch, "802").await;
-    assert_eq!(
-        state.phone,
-        PhoneState::Idle,
-        "802 is free again: {state:?}"
-    );
+    for (number, free) in [("801", PhoneState::Offline), ("802", PhoneState::Idle)] {
+        let state = extension_state(&switch, number).await;
+        assert_eq!(state.phone, free, "{number} is free again: {state:?}");
+    }
     switch.stop().await.unwrap();
 }
 
@@ -305,19 +295,21 @@ async fn call_801_to_802_caller_hangs_up() {
 async fn call_802_to_801_callee_hangs_up() {
     let dir = tempfile::tempdir().unwrap();
     let switch = start(dir.path(), "").await;
-    let mut phone = Sipp::new("uas_bye.xml").pause_ms(TALK_MS).spawn();
-    phone.bound().await;
-    register(&switch, "801", phone.addr()).await;
-
-    let caller = Sipp::new("uac_wait_bye.xml")
-        .csv(&user_line("802", PASSWORD, None))
-        .service("801")
-        .remote(switch.sip_addr)
-        .run()
+    let sip = switch.sip_addr;
+    let phone = Sipp::new("uas_bye.xml")
+        .pause_ms(TALK_MS)
+        .spawn_registered(sip, "801")
         .await;
-    caller.assert_success("802 calls 801 and 801 hangs up: the caller gets the BYE");
-    let callee = phone.wait().await;
-    callee.assert_success("801's phone answers, sends BYE, gets 200");
+
+    let (caller, callee) = call_phone(
+        Sipp::ext_call("uac_wait_bye.xml", sip, "802", "801"),
+        phone,
+        (
+            "802 calls 801 and 801 hangs up: the caller gets the BYE",
+            "801's phone answers, sends BYE, gets 200",
+        ),
+    )
+    .await;
     assert_invite_for(&callee, "802", "801");
 
     let row = only_call_log(&switch).await;
@@ -331,30 +323,23 @@ async fn call_802_to_801_callee_hangs_up() {
 async fn call_over_tcp() {
     let dir = tempfile::tempdir().unwrap();
     let switch = start(dir.path(), "").await;
-    let mut phone = Sipp::new("uas.xml").tcp().spawn();
-    phone.bound().await;
+    let sip = switch.sip_addr;
     // The phone registers over TCP with a TCP contact; the caller calls over TCP too.
-    let out = Sipp::new("register.xml")
+    let phone = Sipp::new("uas.xml")
         .tcp()
-        .csv(&format!(
-            "{};transport=tcp",
-            user_line("802", PASSWORD, Some(phone.addr()))
-        ))
-        .remote(switch.sip_addr)
-        .run()
+        .spawn_registered(sip, "802")
         .await;
-    out.assert_success("REGISTER 802 over TCP");
-    let caller = Sipp::new("uac_call.xml")
-        .tcp()
-        .csv(&user_line("801", PASSWORD, None))
-        .service("802")
-        .pause_ms(TALK_MS)
-        .remote(switch.sip_addr)
-        .run()
-        .await;
-    caller.assert_success("801 calls 802 over TCP");
-    let callee = phone.wait().await;
-    callee.assert_success("802's TCP phone: INVITE, ACK, BYE");
+    let (_, callee) = call_phone(
+        Sipp::ext_call("uac_call.xml", sip, "801", "802")
+            .tcp()
+            .pause_ms(TALK_MS),
+        phone,
+        (
+            "801 calls 802 over TCP",
+            "802's TCP phone: INVITE, ACK, BYE",
+        ),
+    )
+    .await;
     assert_eq!(requests(&callee), ["INVITE", "ACK", "BYE"]);
     assert!(
         callee.messages.contains("TCP message received"),
@@ -373,19 +358,18 @@ async fn call_over_tcp() {
 async fn cancel_while_ringing() {
     let dir = tempfile::tempdir().unwrap();
     let switch = start(dir.path(), "").await;
-    let mut phone = Sipp::new("uas_ring.xml").spawn();
-    phone.bound().await;
-    register(&switch, "802", phone.addr()).await;
+    let sip = switch.sip_addr;
+    let phone = Sipp::new("uas_ring.xml").spawn_registered(sip, "802").await;
 
-    let caller = Sipp::new("uac_cancel.xml")
-        .csv(&user_line("801", PASSWORD, None))
-        .service("802")
-        .remote(switch.sip_addr)
-        .run()
-        .await;
-    caller.assert_success("801 cancels: 200 for the CANCEL, 487 for the INVITE");
-    let callee = phone.wait().await;
-    callee.assert_success("802's phone is cancelled by the switch (CANCEL, then ACK of 487)");
+    let (_, callee) = call_phone(
+        Sipp::ext_call("uac_cancel.xml", sip, "801", "802"),
+        phone,
+        (
+            "801 cancels: 200 for the CANCEL, 487 for the INVITE",
+            "802's phone is cancelled by the switch (CANCEL, then ACK of 487)",
+        ),
+    )
+    .await;
     assert_eq!(requests(&callee), ["INVITE", "CANCEL", "ACK"]);
 
     let row = only_call_log(&switch).await;
@@ -395,11 +379,9 @@ async fn cancel_while_ringing() {
         ("801", "802"),
         "{ctx}"
     );
-    assert_eq!(row.state, "STATE_FAILED", "{ctx}");
-    assert_eq!(row.hungupside, "caller", "{ctx}");
+    assert_failed(&row, "caller");
     assert_eq!(row.business, "CENTREX_CALL", "{ctx}");
     assert_eq!(row.duration, 0, "{ctx}");
-    assert_eq!(row.pickup_time, 0, "{ctx}");
     assert!(
         row.ring_time >= row.begin_time && row.begin_time > 0,
         "{ctx}"
@@ -413,37 +395,30 @@ async fn cancel_while_ringing() {
 // 4. Refusals
 // ---------------------------------------------------------------------------------------
 
-/// 801 calls `number` with the refusal scenario; returns the final status.
-async fn refused_call(switch: &Switch, number: &str) -> (Option<u16>, SippOutcome) {
-    let out = Sipp::new("uac_refused.xml")
-        .csv(&user_line("801", PASSWORD, None))
-        .service(number)
-        .remote(switch.sip_addr)
+/// 801 calls `number` with the refusal scenario; asserts the final status.
+async fn refused_call(switch: &Switch, number: &str, status: u16) {
+    let out = Sipp::ext_call("uac_refused.xml", switch.sip_addr, "801", number)
         .run()
         .await;
     out.assert_success(&format!("801 calls {number}: refused"));
-    (out.final_status(), out)
+    assert_eq!(out.final_status(), Some(status), "{}", out.report());
 }
 
 #[actix_rt::test]
 async fn busy_callee_gives_486() {
     let dir = tempfile::tempdir().unwrap();
     let switch = start(dir.path(), "").await;
-    let mut phone = Sipp::new("uas_reject.xml").spawn();
-    phone.bound().await;
-    register(&switch, "802", phone.addr()).await;
+    let phone = Sipp::new("uas_reject.xml")
+        .spawn_registered(switch.sip_addr, "802")
+        .await;
 
-    let (status, out) = refused_call(&switch, "802").await;
-    assert_eq!(status, Some(486), "{}", out.report());
+    refused_call(&switch, "802", 486).await;
     phone
         .wait()
         .await
         .assert_success("802's phone: INVITE, 486, ACK");
 
-    let row = only_call_log(&switch).await;
-    assert_eq!(row.state, "STATE_FAILED", "{row:#?}");
-    assert_eq!(row.hungupside, "callee", "{row:#?}");
-    assert_eq!(row.pickup_time, 0, "{row:#?}");
+    assert_failed(&only_call_log(&switch).await, "callee");
     switch.stop().await.unwrap();
 }
 
@@ -452,10 +427,9 @@ async fn unknown_number_gives_404_without_a_trunk() {
     let dir = tempfile::tempdir().unwrap();
     let switch = start(dir.path(), "").await;
     // Not provisioned; with no trunk, digits have nowhere to go either.
-    let (status, out) = refused_call(&switch, "899").await;
-    assert_eq!(status, Some(404), "{}", out.report());
-    let (status, out) = refused_call(&switch, "0123456789").await;
-    assert_eq!(status, Some(404), "{}", out.report());
+    for number in ["899", "0123456789"] {
+        refused_call(&switch, number, 404).await;
+    }
     let rows = call_logs(&switch.db, 2).await;
     assert!(rows.iter().all(|r| r.state == "STATE_FAILED"), "{rows:#?}");
     switch.stop().await.unwrap();
@@ -465,8 +439,7 @@ async fn unknown_number_gives_404_without_a_trunk() {
 async fn unregistered_extension_gives_480() {
     let dir = tempfile::tempdir().unwrap();
     let switch = start(dir.path(), "").await;
-    let (status, out) = refused_call(&switch, "802").await;
-    assert_eq!(status, Some(480), "{}", out.report());
+    refused_call(&switch, "802", 480).await;
     let row = only_call_log(&switch).await;
     assert_eq!(row.state, "STATE_FAILED", "{row:#?}");
     assert_eq!(row.callee, "802", "{row:#?}");
@@ -477,24 +450,31 @@ async fn unregistered_extension_gives_480() {
 // 5. Trunks
 // ---------------------------------------------------------------------------------------
 
+/// The row of an answered trunk call from `caller` to `callee`: `business`, through the
+/// trunk `carrier`, a national call.
+fn assert_trunk_call(row: &calllog::Model, caller: &str, callee: &str, business: &str) {
+    assert_answered(row, caller, callee, "caller");
+    assert_eq!(row.business, business, "{row:#?}");
+    assert_eq!(row.fxonum, "carrier", "{row:#?}");
+    assert_eq!(row.call_type, "NATIONAL_CALL", "{row:#?}");
+}
+
 #[actix_rt::test]
 async fn outgoing_call_through_the_trunk() {
     let dir = tempfile::tempdir().unwrap();
-    let carrier_port = free_port();
-    let switch = start(dir.path(), &trunk(carrier_port)).await;
+    let (switch, carrier_port) = start_with_carrier(dir.path()).await;
     let mut carrier = Sipp::new("uas.xml").port(carrier_port).spawn();
     carrier.bound().await;
 
-    let caller = Sipp::new("uac_call.xml")
-        .csv(&user_line("801", PASSWORD, None))
-        .service("0123456789")
-        .pause_ms(TALK_MS)
-        .remote(switch.sip_addr)
-        .run()
-        .await;
-    caller.assert_success("801 dials 0123456789 through the trunk");
-    let carrier = carrier.wait().await;
-    carrier.assert_success("the carrier answers and gets the BYE");
+    let (_, carrier) = call_phone(
+        Sipp::ext_call("uac_call.xml", switch.sip_addr, "801", "0123456789").pause_ms(TALK_MS),
+        carrier,
+        (
+            "801 dials 0123456789 through the trunk",
+            "the carrier answers and gets the BYE",
+        ),
+    )
+    .await;
     let invite = received_invite(&carrier);
     assert!(
         invite
@@ -506,66 +486,54 @@ async fn outgoing_call_through_the_trunk() {
     assert_invite_for(&carrier, "801", "0123456789");
 
     let row = only_call_log(&switch).await;
-    assert_answered(&row, "801", "0123456789", "caller");
-    assert_eq!(row.business, "OUTGOING", "{row:#?}");
-    assert_eq!(row.fxonum, "carrier", "{row:#?}");
-    assert_eq!(row.call_type, "NATIONAL_CALL", "{row:#?}");
+    assert_trunk_call(&row, "801", "0123456789", "OUTGOING");
     switch.stop().await.unwrap();
 }
 
 #[actix_rt::test]
 async fn incoming_call_from_the_trunk() {
     let dir = tempfile::tempdir().unwrap();
-    let carrier_port = free_port();
-    let switch = start(dir.path(), &trunk(carrier_port)).await;
-    let mut phone = Sipp::new("uas.xml").spawn();
-    phone.bound().await;
-    register(&switch, "801", phone.addr()).await;
+    let (switch, carrier_port) = start_with_carrier(dir.path()).await;
+    let sip = switch.sip_addr;
+    let phone = Sipp::new("uas.xml").spawn_registered(sip, "801").await;
 
     // The carrier calls from the trunk's host:port, without credentials.
-    let carrier = Sipp::new("trunk_call.xml")
-        .port(carrier_port)
-        .csv("0612345678;x;x")
-        .service("801")
-        .pause_ms(TALK_MS)
-        .remote(switch.sip_addr)
-        .run()
-        .await;
-    carrier.assert_success("the carrier calls 801");
+    let (carrier, callee) = call_phone(
+        Sipp::carrier_call("trunk_call.xml", sip, carrier_port, CUSTOMER, "801").pause_ms(TALK_MS),
+        phone,
+        ("the carrier calls 801", "801's phone answers"),
+    )
+    .await;
     assert!(
         !carrier.received_statuses().contains(&407),
         "trunk calls are not challenged: {:?}",
         carrier.received_statuses()
     );
-    let callee = phone.wait().await;
-    callee.assert_success("801's phone answers");
     // The outside caller's number is presented to the phone.
-    assert_invite_for(&callee, "0612345678", "801");
+    assert_invite_for(&callee, CUSTOMER, "801");
 
     let row = only_call_log(&switch).await;
-    assert_answered(&row, "0612345678", "801", "caller");
-    assert_eq!(row.business, "INCOMING", "{row:#?}");
-    assert_eq!(row.fxonum, "carrier", "{row:#?}");
-    assert_eq!(row.call_type, "NATIONAL_CALL", "{row:#?}");
+    assert_trunk_call(&row, CUSTOMER, "801", "INCOMING");
     switch.stop().await.unwrap();
 }
 
 #[actix_rt::test]
 async fn trunk_call_to_an_outside_number_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let carrier_port = free_port();
-    let switch = start(dir.path(), &trunk(carrier_port)).await;
+    let (switch, carrier_port) = start_with_carrier(dir.path()).await;
 
     // No transit: a carrier's call for a number that is not ours must not leave through
     // the (default) trunk — here back to the carrier itself, which would then receive an
     // INVITE the scenario does not expect.
-    let out = Sipp::new("uac_refused.xml")
-        .port(carrier_port)
-        .csv("0612345678;x;x")
-        .service("0999888777")
-        .remote(switch.sip_addr)
-        .run()
-        .await;
+    let out = Sipp::carrier_call(
+        "uac_refused.xml",
+        switch.sip_addr,
+        carrier_port,
+        CUSTOMER,
+        "0999888777",
+    )
+    .run()
+    .await;
     out.assert_success("the carrier's transit call is refused");
     assert_eq!(out.final_status(), Some(403), "{}", out.report());
     assert!(!out.received_statuses().contains(&407), "{}", out.report());
@@ -581,29 +549,19 @@ async fn trunk_call_to_an_outside_number_is_refused() {
 async fn stop_hangs_up_calls_and_writes_their_log() {
     let dir = tempfile::tempdir().unwrap();
     let switch = start(dir.path(), "").await;
-    let mut phone = Sipp::new("uas.xml").spawn();
-    phone.bound().await;
-    register(&switch, "802", phone.addr()).await;
-    let mut caller = Sipp::new("uac_wait_bye.xml")
-        .csv(&user_line("801", PASSWORD, None))
-        .service("802")
-        .remote(switch.sip_addr)
-        .spawn();
+    let sip = switch.sip_addr;
+    let phone = Sipp::new("uas.xml").spawn_registered(sip, "802").await;
+    let mut caller = Sipp::ext_call("uac_wait_bye.xml", sip, "801", "802").spawn();
 
     // Wait until the call is answered (802 in a call with a pickup time).
-    let until = Instant::now() + Duration::from_secs(15);
-    loop {
-        let state = extension_state(&switch, "802").await;
-        if state.phone == PhoneState::BusyIncoming && state.pickup_ms.is_some() {
-            break;
-        }
-        assert!(!caller.finished(), "the caller ended before the answer");
-        assert!(
-            Instant::now() < until,
-            "the call was never answered: {state:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_phone(
+        &switch,
+        "802",
+        &mut caller,
+        |s| s.phone == PhoneState::BusyIncoming && s.pickup_ms.is_some(),
+        "the call is answered",
+    )
+    .await;
     // Give the caller's ACK time to arrive before the stop.
     tokio::time::sleep(Duration::from_millis(200)).await;
     switch.stop().await.expect("graceful stop");
@@ -614,12 +572,7 @@ async fn stop_hangs_up_calls_and_writes_their_log() {
     let caller = caller.wait().await;
     caller.assert_success("the caller got a BYE from the stopping switch");
 
-    // The pool is closed by stop(): read the row through a new connection.
-    let db = entities::connect(&db_url(dir.path()))
-        .await
-        .expect("reopen the database");
-    let rows = call_logs(&db, 1).await;
-    let row = &rows[0];
+    let row = only_call_log_after_stop(dir.path()).await;
     let ctx = format!("{row:#?}");
     assert_eq!(
         (row.caller.as_str(), row.callee.as_str()),
@@ -633,31 +586,23 @@ async fn stop_hangs_up_calls_and_writes_their_log() {
         "{ctx}"
     );
     assert_eq!(Some(row.callid.clone()), caller.call_id(), "{ctx}");
-    db.close().await.unwrap();
 }
 
 #[actix_rt::test]
 async fn stop_while_ringing_refuses_the_caller_and_cancels_the_phone() {
     let dir = tempfile::tempdir().unwrap();
     let switch = start(dir.path(), "").await;
-    let mut phone = Sipp::new("uas_ring.xml").spawn();
-    phone.bound().await;
-    register(&switch, "802", phone.addr()).await;
-    let mut caller = Sipp::new("uac_refused.xml")
-        .csv(&user_line("801", PASSWORD, None))
-        .service("802")
-        .remote(switch.sip_addr)
-        .spawn();
-    let until = Instant::now() + Duration::from_secs(15);
-    loop {
-        let state = extension_state(&switch, "802").await;
-        if state.phone == PhoneState::BusyIncoming {
-            break;
-        }
-        assert!(!caller.finished(), "the caller ended before 802 rang");
-        assert!(Instant::now() < until, "802 never rang: {state:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let sip = switch.sip_addr;
+    let phone = Sipp::new("uas_ring.xml").spawn_registered(sip, "802").await;
+    let mut caller = Sipp::ext_call("uac_refused.xml", sip, "801", "802").spawn();
+    wait_for_phone(
+        &switch,
+        "802",
+        &mut caller,
+        |s| s.phone == PhoneState::BusyIncoming,
+        "802 rings",
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     switch.stop().await.expect("graceful stop");
 
@@ -668,13 +613,5 @@ async fn stop_while_ringing_refuses_the_caller_and_cancels_the_phone() {
     callee.assert_success("the ringing phone is cancelled at shutdown (CANCEL, ACK of its 487)");
     assert_eq!(requests(&callee), ["INVITE", "CANCEL", "ACK"]);
 
-    let db = entities::connect(&db_url(dir.path()))
-        .await
-        .expect("reopen the database");
-    let rows = call_logs(&db, 1).await;
-    let row = &rows[0];
-    assert_eq!(row.state, "STATE_FAILED", "{row:#?}");
-    assert_eq!(row.hungupside, "system", "{row:#?}");
-    assert_eq!(row.pickup_time, 0, "{row:#?}");
-    db.close().await.unwrap();
+    assert_failed(&only_call_log_after_stop(dir.path()).await, "system");
 }

@@ -7,13 +7,14 @@
 //! for a full SIP trace on stderr, which a failing run prints.
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use sea_orm::DatabaseConnection;
-use serde_json::Value;
+use ctiswitch::Switch;
+use serde_json::{json, Value};
 
 /// Provisioning for two extensions, 801 / p801 and 802 / p802.
 pub const TWO_EXTENSIONS: &str = r#"
@@ -24,6 +25,106 @@ password = "p801"
 number = "802"
 password = "p802"
 "#;
+
+/// [`super::with_switch`] with extensions 801 / p801 and 802 / p802 plus `extra` TOML
+/// (sections merge with the test defaults).
+pub fn with_switch<F, Fut>(extra: &str, test: F)
+where
+    F: FnOnce(Switch) -> Fut,
+    Fut: Future<Output = Switch>,
+{
+    super::with_switch(&format!("{TWO_EXTENSIONS}\n{extra}"), test);
+}
+
+/// A script's command line from string slices.
+pub fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+/// Runs the `dial` scenario (one phone calls a number; see pjphone.py) with `list`.
+pub async fn dial(sip: SocketAddr, list: &[&str], timeout: Duration) -> Value {
+    run(sip, "dial", &args(list), timeout).await
+}
+
+/// Spawns the `answer` scenario (a phone that registers and answers; see pjphone.py) with
+/// `list`, and waits (15 s at the most) until it has registered with a 200.
+pub async fn answering_phone(sip: SocketAddr, list: &[&str]) -> PhoneProcess {
+    let mut phone = PhoneProcess::spawn(sip, "answer", &args(list));
+    let registered = phone.event("registered", Duration::from_secs(15)).await;
+    assert_eq!(registered["code"], 200, "the phone registers: {registered}");
+    phone
+}
+
+/// Collects failed checks so that one run reports everything that is wrong.
+#[derive(Default)]
+pub struct Checks(pub Vec<String>);
+
+impl Checks {
+    pub fn check(&mut self, ok: bool, what: impl Into<String>) {
+        if !ok {
+            self.0.push(what.into());
+        }
+    }
+
+    /// A text field (of a call-log row, say) has the value it should: `name got`.
+    pub fn field(&mut self, name: &str, got: &str, want: &str) {
+        self.check(got == want, format!("{name} {got:?}, expected {want:?}"));
+    }
+
+    /// The call-log duration matches the talk time A measured (to a second).
+    pub fn duration(&mut self, row: &entities::calllog::Model, r: &Value) {
+        let talk = r["caller"]["talk_seconds"].as_f64().unwrap_or(-10.0);
+        self.check(
+            (f64::from(row.duration) - talk).abs() <= 1.0,
+            format!("duration {} s, measured talk {talk:.2} s", row.duration),
+        );
+    }
+
+    /// A call-log row of a call nobody answered.
+    pub fn never_answered(&mut self, row: &entities::calllog::Model) {
+        self.check(
+            row.duration == 0 && row.pickup_time == 0,
+            format!(
+                "never answered: duration {} pickupTime {}",
+                row.duration, row.pickup_time
+            ),
+        );
+    }
+
+    /// Panics with every failed check and the phones' `result`.
+    pub fn assert_ok(self, name: &str, result: &Value) {
+        assert!(
+            self.0.is_empty(),
+            "{name}:\n  - {}\nresult: {result}",
+            self.0.join("\n  - ")
+        );
+    }
+}
+
+/// The script reported no errors.
+pub fn assert_no_errors(r: &Value) {
+    assert_eq!(r["errors"], json!([]), "script errors: {r}");
+}
+
+/// The Call-ID of A's call (the caller's side of a `call` or `dial` result).
+pub fn caller_call_id(r: &Value) -> Option<&str> {
+    r["caller"]["call_id"].as_str()
+}
+
+/// The call-log row of A's call, polled for 3 s (the log is written in batches); panics
+/// without one.
+pub async fn caller_row(db: &sea_orm::DatabaseConnection, r: &Value) -> entities::calllog::Model {
+    let call_id = caller_call_id(r).unwrap_or_else(|| panic!("no caller Call-ID: {r}"));
+    super::wait_call_log(db, call_id, Duration::from_secs(3))
+        .await
+        .unwrap_or_else(|| panic!("no call-log row for Call-ID {call_id} within 3 s"))
+}
+
+/// The blocks of `timeline` (one character per 100 ms) among its first `n` in which no
+/// single tone dominated (`?`): speech, or anything else that is not a tone.
+pub fn untoned_blocks(timeline: &str, n: usize) -> usize {
+    timeline.chars().take(n).filter(|c| *c == '?').count()
+}
 
 pub fn python() -> PathBuf {
     let path = std::env::var_os("CTISWITCH_TEST_PYTHON")
@@ -352,6 +453,17 @@ impl PhoneProcess {
         }
     }
 
+    /// [`finish`](Self::finish), and the last JSON line: the script's result (`Null` if it
+    /// printed none).
+    pub async fn result(self, timeout: Duration) -> Value {
+        self.finish(timeout)
+            .await
+            .lines
+            .last()
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// Waits up to `timeout` for the process to end (then kills it) and collects the rest
     /// of its output.
     pub async fn finish(mut self, timeout: Duration) -> Ended {
@@ -392,24 +504,11 @@ pub fn dominated_seconds(result: &Value, who: &str, freq: u32) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// The call log row of `call_id`, polled for up to `timeout` (the log is written in
-/// batches).
+/// The call log row of `call_id` (see [`super::wait_call_log`]).
 pub async fn wait_calllog(
-    db: &DatabaseConnection,
+    db: &sea_orm::DatabaseConnection,
     call_id: &str,
     timeout: Duration,
 ) -> Option<entities::calllog::Model> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(row) = entities::repo::calllog::by_callid(db, call_id)
-            .await
-            .expect("calllog query")
-        {
-            return Some(row);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    super::wait_call_log(db, call_id, timeout).await
 }

@@ -148,6 +148,42 @@ pub fn user_line(user: &str, password: &str, contact: Option<SocketAddr>) -> Str
     line
 }
 
+/// The password of every extension the SIPp tests provision.
+pub const PASSWORD: &str = "1234";
+
+/// The outside number the carrier calls from in the trunk tests.
+pub const CUSTOMER: &str = "0612345678";
+
+/// `[[extensions]]` entries for `numbers`, each with password [`PASSWORD`].
+pub fn extensions(numbers: &[&str]) -> String {
+    numbers
+        .iter()
+        .map(|n| super::extension(n, PASSWORD, &[]))
+        .collect()
+}
+
+/// A trunk named `carrier` at `127.0.0.1:<port>` (a SIPp peer plays it); `default`: the
+/// route for outside numbers.
+pub fn carrier_trunk(port: u16, default: bool) -> String {
+    format!("[[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1:{port}\"\ndefault = {default}\n")
+}
+
+/// REGISTERs `user` (password [`PASSWORD`]) with its Contact at `contact` (over TCP, with
+/// `transport=tcp`, when `tcp`); asserts the 200.
+pub async fn register(sip: SocketAddr, user: &str, contact: SocketAddr, tcp: bool) -> SippOutcome {
+    let line = user_line(user, PASSWORD, Some(contact));
+    let mut run = Sipp::new("register.xml").remote(sip);
+    run = if tcp {
+        run.tcp().csv(&format!("{line};transport=tcp"))
+    } else {
+        run.csv(&line)
+    };
+    let out = run.run().await;
+    out.assert_success(&format!("REGISTER {user}"));
+    assert_eq!(out.final_status(), Some(200), "{}", out.report());
+    out
+}
+
 /// One SIPp run, built step by step.
 #[derive(Debug, Clone)]
 pub struct Sipp {
@@ -229,6 +265,41 @@ impl Sipp {
     pub fn arg(mut self, arg: &str) -> Self {
         self.extra.push(arg.to_string());
         self
+    }
+
+    /// Extension `user` (password [`PASSWORD`]) places the call of `scenario` to `number` at
+    /// the switch `sip`.
+    pub fn ext_call(scenario: &str, sip: SocketAddr, user: &str, number: &str) -> Self {
+        Self::new(scenario)
+            .csv(&user_line(user, PASSWORD, None))
+            .service(number)
+            .remote(sip)
+    }
+
+    /// The carrier (SIPp on the trunk's port `port`, no credentials) places the call of
+    /// `scenario` from `caller` to `number` at the switch `sip`.
+    pub fn carrier_call(
+        scenario: &str,
+        sip: SocketAddr,
+        port: u16,
+        caller: &str,
+        number: &str,
+    ) -> Self {
+        Self::new(scenario)
+            .port(port)
+            .csv(&format!("{caller};x;x"))
+            .service(number)
+            .remote(sip)
+    }
+
+    /// Starts SIPp as a phone (a UAS scenario), waits until it has bound its port, and
+    /// registers it as extension `user` at the switch `sip` with itself as the contact.
+    pub async fn spawn_registered(self, sip: SocketAddr, user: &str) -> SippProcess {
+        let tcp = self.tcp;
+        let mut phone = self.spawn();
+        phone.bound().await;
+        register(sip, user, phone.addr(), tcp).await;
+        phone
     }
 
     /// Starts SIPp in the background.
