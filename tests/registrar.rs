@@ -5,8 +5,10 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
+use ctiswitch::Switch;
 use tokio::net::UdpSocket;
 
 /// A minimal UA: sends a request and waits for its final response.
@@ -109,11 +111,24 @@ number = "801"
 password = "pw801"
 "#;
 
+/// A switch with extension 801 / pw801 (OPTIONS keep-alives every second), and a UA.
+async fn start(dir: &Path) -> (Switch, Ua) {
+    let switch = common::start(dir, EXTENSIONS).await;
+    let ua = Ua::new(switch.sip_addr).await;
+    (switch, ua)
+}
+
+/// An INVITE to 801 from 666, who is neither an extension nor a trunk.
+fn stranger_invite(sip: SocketAddr, tag: &str, call_id: &str) -> String {
+    format!(
+        "INVITE sip:801@{sip} SIP/2.0\r\nFrom: <sip:666@127.0.0.1>;tag={tag}\r\nTo: <sip:801@{sip}>\r\nCall-ID: {call_id}\r\nContact: <sip:666@127.0.0.1:9>"
+    )
+}
+
 #[actix_rt::test]
 async fn digest_contacts_expiry_and_unregister() {
     let dir = tempfile::tempdir().unwrap();
-    let switch = common::start(dir.path(), EXTENSIONS).await;
-    let mut ua = Ua::new(switch.sip_addr).await;
+    let (switch, mut ua) = start(dir.path()).await;
     let local = ua.local;
 
     // Wrong password: 403.
@@ -133,17 +148,7 @@ async fn digest_contacts_expiry_and_unregister() {
         "{resp}"
     );
 
-    let ext = switch
-        .core
-        .router
-        .send(actors::router::GetExtension("801".into()))
-        .await
-        .unwrap()
-        .expect("801 has an actor");
-    let state = ext
-        .send(actors::extension::GetExtensionState)
-        .await
-        .unwrap();
+    let state = common::extension_state(&switch, "801").await;
     assert!(state.registered);
     assert_eq!(state.contacts.len(), 2);
 
@@ -162,10 +167,7 @@ async fn digest_contacts_expiry_and_unregister() {
     // Unregister everything.
     let resp = ua.register("801", "pw801", "*", "Expires: 0\r\n").await;
     assert_eq!(status(&resp), 200, "{resp}");
-    let state = ext
-        .send(actors::extension::GetExtensionState)
-        .await
-        .unwrap();
+    let state = common::extension_state(&switch, "801").await;
     assert!(!state.registered, "{state:?}");
 
     // `*` without Expires: 0 is a bad request.
@@ -177,8 +179,7 @@ async fn digest_contacts_expiry_and_unregister() {
 #[actix_rt::test]
 async fn phone_behind_nat_gets_keepalive_options() {
     let dir = tempfile::tempdir().unwrap();
-    let switch = common::start(dir.path(), EXTENSIONS).await;
-    let mut ua = Ua::new(switch.sip_addr).await;
+    let (switch, mut ua) = start(dir.path()).await;
     // The phone thinks it is 10.0.0.5 (private, behind NAT); its packets come from us.
     let resp = ua
         .register("801", "pw801", "<sip:801@10.0.0.5:5070>", "")
@@ -201,8 +202,7 @@ async fn phone_behind_nat_gets_keepalive_options() {
 #[actix_rt::test]
 async fn out_of_dialog_requests() {
     let dir = tempfile::tempdir().unwrap();
-    let switch = common::start(dir.path(), EXTENSIONS).await;
-    let mut ua = Ua::new(switch.sip_addr).await;
+    let (switch, mut ua) = start(dir.path()).await;
     let sip = switch.sip_addr;
     let base = |method: &str| {
         format!(
@@ -230,10 +230,9 @@ async fn out_of_dialog_requests() {
     let resp = ua.request("REGISTER", &head, "").await;
     assert_eq!(status(&resp), 404, "{resp}");
     // INVITE from someone who is neither an extension nor a trunk.
-    let head = format!(
-        "INVITE sip:801@{sip} SIP/2.0\r\nFrom: <sip:666@127.0.0.1>;tag=i\r\nTo: <sip:801@{sip}>\r\nCall-ID: inv@test\r\nContact: <sip:666@127.0.0.1:9>"
-    );
-    let resp = ua.request("INVITE", &head, "").await;
+    let resp = ua
+        .request("INVITE", &stranger_invite(sip, "i", "inv@test"), "")
+        .await;
     assert_eq!(status(&resp), 403, "{resp}");
     switch.stop().await.unwrap();
 }
@@ -242,14 +241,9 @@ async fn out_of_dialog_requests() {
 async fn new_calls_are_shed_with_503_while_the_switch_is_behind() {
     use std::sync::atomic::Ordering;
     let dir = tempfile::tempdir().unwrap();
-    let switch = common::start(dir.path(), EXTENSIONS).await;
-    let mut ua = Ua::new(switch.sip_addr).await;
+    let (switch, mut ua) = start(dir.path()).await;
     let sip = switch.sip_addr;
-    let invite = |n: u32| {
-        format!(
-            "INVITE sip:801@{sip} SIP/2.0\r\nFrom: <sip:666@127.0.0.1>;tag=s{n}\r\nTo: <sip:801@{sip}>\r\nCall-ID: shed-{n}@test\r\nContact: <sip:666@127.0.0.1:9>"
-        )
-    };
+    let invite = |n: u32| stranger_invite(sip, &format!("s{n}"), &format!("shed-{n}@test"));
     // Pretend the router is far behind: new calls are refused at the door.
     let backlog = &switch.core.endpoint.stats().backlog;
     backlog.store(actors::sip::endpoint::MAX_BACKLOG + 1000, Ordering::Relaxed);

@@ -29,22 +29,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::sipp::{free_port, user_line, Sipp};
+use common::sipp::{extensions, free_port, Sipp, PASSWORD};
 use tokio::net::UdpSocket;
 
-const EXTENSIONS: &str = r#"
-[[extensions]]
-number = "801"
-password = "1234"
-
-[[extensions]]
-number = "802"
-password = "1234"
-
-[[extensions]]
-number = "803"
-password = "1234"
-"#;
+/// Extensions 801, 802 and 803, password 1234.
+fn config() -> String {
+    extensions(&["801", "802", "803"])
+}
 
 /// How long a message that must not be answered is listened for.
 const SILENCE_WINDOW: Duration = Duration::from_millis(1500);
@@ -407,7 +398,7 @@ fn via_rewrite_keeps_everything_else() {
 #[actix_rt::test]
 async fn torture_messages_against_a_running_switch() {
     let dir = tempfile::tempdir().unwrap();
-    let switch = common::start(dir.path(), EXTENSIONS).await;
+    let switch = common::start(dir.path(), &config()).await;
     let rows = index();
     assert_eq!(rows.len(), 49, "INDEX.tsv rows");
 
@@ -529,20 +520,12 @@ async fn torture_messages_against_a_running_switch() {
     // Still alive: health, and a whole call 801 → 802 through SIPp.
     let (status, body) = common::get(&switch, "/health").await;
     assert_eq!(status, 200, "health after the torture messages: {body}");
-    let mut phone = Sipp::new("uas.xml").spawn();
-    phone.bound().await;
-    let contact = phone.addr();
-    let reg = Sipp::new("register.xml")
-        .csv(&user_line("802", "1234", Some(contact)))
-        .remote(switch.sip_addr)
-        .run()
+    // 802's phone registers, 801 calls it.
+    let phone = Sipp::new("uas.xml")
+        .spawn_registered(switch.sip_addr, "802")
         .await;
-    reg.assert_success("REGISTER 802 after the torture messages");
-    let call = Sipp::new("uac_call.xml")
-        .csv(&user_line("801", "1234", None))
-        .service("802")
+    let call = Sipp::ext_call("uac_call.xml", switch.sip_addr, "801", "802")
         .pause_ms(300)
-        .remote(switch.sip_addr)
         .port(free_port())
         .run()
         .await;
@@ -594,7 +577,7 @@ async fn request(sock: &UdpSocket, switch: SocketAddr, msg: &[u8]) -> Answer {
 #[actix_rt::test]
 async fn registrar_contacts_of_rfc4475_section_3_3_12_to_14() {
     let dir = tempfile::tempdir().unwrap();
-    let switch = common::start(dir.path(), EXTENSIONS).await;
+    let switch = common::start(dir.path(), &config()).await;
     let cases = [
         (
             "cparam01.dat",
@@ -637,7 +620,7 @@ async fn registrar_contacts_of_rfc4475_section_3_3_12_to_14() {
             "REGISTER",
             "sip:example.com",
             ext,
-            "1234",
+            PASSWORD,
             "0a4f113b",
             1,
         )
@@ -676,17 +659,7 @@ async fn registrar_contacts_of_rfc4475_section_3_3_12_to_14() {
                 "{file}: the 200's Contact should be <{binding}>;expires=…, is {contacts:?}"
             ));
         }
-        let actor = switch
-            .core
-            .router
-            .send(actors::router::GetExtension(ext.into()))
-            .await
-            .unwrap()
-            .expect("extension actor");
-        let state = actor
-            .send(actors::extension::GetExtensionState)
-            .await
-            .unwrap();
+        let state = common::extension_state(&switch, ext).await;
         if state.contacts != vec![binding.to_string()] {
             failures.push(format!(
                 "{file}: the registrar's binding should be {binding}, is {:?}",
@@ -711,7 +684,7 @@ async fn registrar_contacts_of_rfc4475_section_3_3_12_to_14() {
 #[actix_rt::test]
 async fn error_answers_go_to_the_source_address_like_other_answers() {
     let dir = tempfile::tempdir().unwrap();
-    let switch = common::start(dir.path(), EXTENSIONS).await;
+    let switch = common::start(dir.path(), &config()).await;
     let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
     let port = sock.local_addr().unwrap().port();
     let via_addr: SocketAddr = ([127, 0, 0, 2], port).into();
