@@ -9,11 +9,8 @@
 
 mod common;
 
-use std::future::Future;
-use std::time::Duration;
-
-use common::pjsua::{self, CallOpts};
-use serde_json::Value;
+use common::pjsua::{self, last_state, CallOpts, Checks};
+use serde_json::{json, Value};
 
 /// Thresholds, calibrated on loopback (see the measured values in the report of each
 /// run): the other side's tone is ~0.96–0.99 of what a phone hears, its own tone ~1e-5.
@@ -23,24 +20,9 @@ const OWN_MAX_SHARE: f64 = 0.1;
 /// nothing from A while A sends DTMF: RFC 4733 events replace the audio).
 const HEARD_MIN_FRACTION: f64 = 0.5;
 
-/// Runs `test` in the switch's own actix system (multi-threaded tokio underneath, as in
-/// production) with a fresh switch provisioned with 801 and 802.
-fn with_switch<F, Fut>(test: F)
-where
-    F: FnOnce(ctiswitch::Switch) -> Fut,
-    Fut: Future<Output = ctiswitch::Switch>,
-{
-    ctiswitch::build_system().block_on(async move {
-        let dir = tempfile::tempdir().unwrap();
-        let switch = common::start(dir.path(), pjsua::TWO_EXTENSIONS).await;
-        let switch = test(switch).await;
-        switch.stop().await.unwrap();
-    });
-}
-
 #[test]
 fn extensions_register_with_digest_and_a_wrong_password_is_refused() {
-    with_switch(|switch| async move {
+    pjsua::with_switch("", |switch| async move {
         let sip = switch.sip_addr;
         let (a, b, wrong) = tokio::join!(
             pjsua::register(sip, "801", "p801", true),
@@ -48,11 +30,7 @@ fn extensions_register_with_digest_and_a_wrong_password_is_refused() {
             pjsua::register(sip, "801", "not-p801", false),
         );
         assert_eq!(a["final"], 200, "801 registers: {a}");
-        assert_eq!(
-            a["unregister_codes"],
-            serde_json::json!([200]),
-            "801 un-registers: {a}"
-        );
+        assert_eq!(a["unregister_codes"], json!([200]), "801 un-registers: {a}");
         assert_eq!(b["final"], 200, "802 registers: {b}");
         let code = wrong["final"].as_i64().unwrap_or(0);
         assert!(
@@ -60,7 +38,7 @@ fn extensions_register_with_digest_and_a_wrong_password_is_refused() {
             "a wrong password is refused with 403 or 401, got {wrong}"
         );
         for r in [&a, &b, &wrong] {
-            assert_eq!(r["errors"], serde_json::json!([]), "script errors: {r}");
+            pjsua::assert_no_errors(r);
         }
         switch
     });
@@ -110,53 +88,43 @@ fn call_over_tcp() {
 }
 
 fn call_test(opts: CallOpts) {
-    with_switch(|switch| async move {
+    pjsua::with_switch("", |switch| async move {
         let result = pjsua::call(switch.sip_addr, &opts).await;
-        let mut failures = check_call(&result, &opts);
-        failures.extend(check_calllog(&switch, &result, &opts).await);
-        assert!(
-            failures.is_empty(),
-            "{opts:?}:\n  - {}\nresult: {result}",
-            failures.join("\n  - ")
-        );
+        let mut c = Checks::default();
+        check_call(&mut c, &result, &opts);
+        check_calllog(&mut c, &switch, &result, &opts).await;
+        c.assert_ok(&format!("{opts:?}"), &result);
         switch
     });
 }
 
-/// Everything the phones saw; returns the failed checks (empty = pass).
-fn check_call(r: &Value, o: &CallOpts) -> Vec<String> {
-    let mut f = Vec::new();
-    let mut check = |ok: bool, what: String| {
-        if !ok {
-            f.push(what);
-        }
-    };
-    check(
-        r["errors"] == serde_json::json!([]),
+/// Everything the phones saw.
+fn check_call(c: &mut Checks, r: &Value, o: &CallOpts) {
+    c.check(
+        r["errors"] == json!([]),
         format!("script errors: {}", r["errors"]),
     );
-    check(
+    c.check(
         r["register"]["a"] == 200 && r["register"]["b"] == 200,
         format!("both phones register: {}", r["register"]),
     );
     let (a, b) = (&r["caller"], &r["callee"]);
-    check(
+    c.check(
         a["connected"] == true,
         format!("A's call is answered: {}", a["states"]),
     );
-    check(
+    c.check(
         r["callee_calls"] == 1 && b["connected"] == true,
         format!(
             "B gets one call and answers it: {} {}",
             r["callee_calls"], b["states"]
         ),
     );
-    check(
-        a["states"].as_array().and_then(|s| s.last()) == Some(&"DISCONNECTED".into())
-            && b["states"].as_array().and_then(|s| s.last()) == Some(&"DISCONNECTED".into()),
+    c.check(
+        last_state(a) == Some("DISCONNECTED") && last_state(b) == Some("DISCONNECTED"),
         format!("both calls end: {} / {}", a["states"], b["states"]),
     );
-    check(
+    c.check(
         a["call_id"].is_string() && a["call_id"] != b["call_id"],
         format!(
             "the B2BUA uses its own Call-ID towards B: {} / {}",
@@ -166,7 +134,7 @@ fn check_call(r: &Value, o: &CallOpts) -> Vec<String> {
     if let Some(codec) = o.codec {
         for (who, side) in [("A", a), ("B", b)] {
             let got = side["codec"].as_str().unwrap_or("");
-            check(
+            c.check(
                 got.eq_ignore_ascii_case(&format!("{codec}/8000")),
                 format!("{who} talks {codec}, got {got:?}"),
             );
@@ -179,18 +147,18 @@ fn check_call(r: &Value, o: &CallOpts) -> Vec<String> {
     ] {
         let heard_share = pjsua::share(r, who, heard);
         let own_share = pjsua::share(r, who, own);
-        check(
+        c.check(
             heard_share >= HEARD_MIN_SHARE,
             format!(
                 "{who} hears the other's {heard} Hz: share {heard_share:.4} < {HEARD_MIN_SHARE}"
             ),
         );
-        check(
+        c.check(
             own_share <= OWN_MAX_SHARE,
             format!("{who} does not hear its own {own} Hz: share {own_share:.4} > {OWN_MAX_SHARE}"),
         );
         let secs = pjsua::dominated_seconds(r, who, heard);
-        check(
+        c.check(
             secs >= HEARD_MIN_FRACTION * o.talk,
             format!(
                 "{who} hears {heard} Hz for {secs:.1} s of a {} s talk",
@@ -199,82 +167,58 @@ fn check_call(r: &Value, o: &CallOpts) -> Vec<String> {
         );
     }
     // DTMF: exactly the digits A sent, as RFC 4733 events, at B; nothing back at A.
-    check(
+    c.check(
         b["dtmf"] == o.dtmf,
         format!("B receives DTMF {:?}, got {}", o.dtmf, b["dtmf"]),
     );
     if !o.dtmf.is_empty() {
-        check(
-            b["dtmf_methods"] == serde_json::json!(["rfc2833"]),
+        c.check(
+            b["dtmf_methods"] == json!(["rfc2833"]),
             format!("B's digits come as RFC 4733 events: {}", b["dtmf_methods"]),
         );
     }
-    check(
+    c.check(
         a["dtmf"] == "",
         format!("A receives no DTMF, got {}", a["dtmf"]),
     );
-    f
 }
 
 /// The call log row of the caller's Call-ID.
-async fn check_calllog(switch: &ctiswitch::Switch, r: &Value, o: &CallOpts) -> Vec<String> {
-    let mut f = Vec::new();
-    let Some(call_id) = r["caller"]["call_id"].as_str() else {
-        return vec!["no caller Call-ID".into()];
+async fn check_calllog(c: &mut Checks, switch: &ctiswitch::Switch, r: &Value, o: &CallOpts) {
+    let Some(row) = pjsua::checked_row(c, &switch.db, r).await else {
+        return;
     };
-    let Some(row) = pjsua::wait_calllog(&switch.db, call_id, Duration::from_secs(3)).await else {
-        return vec![format!("no call log row for Call-ID {call_id} within 3 s")];
-    };
-    let mut check = |ok: bool, what: String| {
-        if !ok {
-            f.push(what);
-        }
-    };
-    check(row.callid == call_id, format!("callid {:?}", row.callid));
-    check(row.caller == o.caller.0, format!("caller {:?}", row.caller));
-    check(row.callee == o.callee.0, format!("callee {:?}", row.callee));
-    check(
-        row.state == "STATE_RECEIVED",
-        format!("state {:?}", row.state),
+    c.field(
+        "callid",
+        &row.callid,
+        pjsua::caller_call_id(r).unwrap_or_default(),
     );
-    check(
-        row.business == "CENTREX_CALL",
-        format!("business {:?}", row.business),
-    );
-    check(
-        row.call_type == "CENTREX_CALL",
-        format!("callType {:?}", row.call_type),
-    );
-    check(
-        row.hungupside == o.hangup,
-        format!("hungupside {:?}, expected {:?}", row.hungupside, o.hangup),
-    );
-    check(
+    c.field("caller", &row.caller, o.caller.0);
+    c.field("callee", &row.callee, o.callee.0);
+    c.ended(&row, "STATE_RECEIVED", o.hangup);
+    c.field("business", &row.business, "CENTREX_CALL");
+    c.field("callType", &row.call_type, "CENTREX_CALL");
+    c.check(
         Some(row.peercallid.as_str()) == r["callee"]["call_id"].as_str(),
         format!(
             "peercallid {:?} is B's Call-ID {}",
             row.peercallid, r["callee"]["call_id"]
         ),
     );
-    let talk = r["caller"]["talk_seconds"].as_f64().unwrap_or(-10.0);
-    check(
-        (f64::from(row.duration) - talk).abs() <= 1.0,
-        format!("duration {} s, measured talk {talk:.2} s", row.duration),
-    );
+    c.duration(&row, r);
     let ring = r["callee"]["ring_seconds"].as_f64().unwrap_or(-10.0);
-    check(
+    c.check(
         (f64::from(row.ring_duration) - ring).abs() <= 1.0,
         format!("ringDuration {} s, B rang {ring:.2} s", row.ring_duration),
     );
     // The millisecond stamps agree with the phones' clocks to well under a second.
     let ring_ms = (row.pickup_time - row.ring_time) as f64 / 1000.0;
-    check(
+    c.check(
         row.ring_time > 0 && (ring_ms - ring).abs() <= 0.5,
         format!("pickupTime - ringTime = {ring_ms:.3} s, B rang {ring:.2} s"),
     );
-    check(
+    c.check(
         row.begin_time > 0 && row.begin_time <= row.ring_time,
         format!("beginTime {} <= ringTime {}", row.begin_time, row.ring_time),
     );
-    f
 }

@@ -10,10 +10,9 @@
 
 mod common;
 
-use std::future::Future;
 use std::time::Duration;
 
-use common::pjsua::{self, CallOpts, PhoneProcess};
+use common::pjsua::{self, basics, checked_row, last_state, time, with_switch, CallOpts, Checks};
 use serde_json::{json, Value};
 
 /// The built-in music on hold's notes (actors::media::moh::BUILTIN_NOTES_HZ, rounded).
@@ -39,90 +38,6 @@ const EXTENSION_803: &str = r#"
 number = "803"
 password = "p803"
 "#;
-
-/// Runs `test` in the switch's own actix system with a fresh switch provisioned with 801
-/// and 802 plus `extra` TOML (sections merge with the test defaults).
-fn with_switch<F, Fut>(extra: &str, test: F)
-where
-    F: FnOnce(ctiswitch::Switch) -> Fut,
-    Fut: Future<Output = ctiswitch::Switch>,
-{
-    if let Ok(level) = std::env::var("CTISWITCH_TEST_LOG") {
-        // The first subscriber of the process wins; common::start's "warn" comes after.
-        let _ = ctiswitch::init_tracing(&level);
-    }
-    let config = format!("{}\n{extra}", pjsua::TWO_EXTENSIONS);
-    ctiswitch::build_system().block_on(async move {
-        let dir = tempfile::tempdir().unwrap();
-        let switch = common::start(dir.path(), &config).await;
-        let switch = test(switch).await;
-        switch.stop().await.unwrap();
-    });
-}
-
-/// Collects failed checks so that one run reports everything that is wrong.
-#[derive(Default)]
-struct Checks(Vec<String>);
-
-impl Checks {
-    fn check(&mut self, ok: bool, what: impl Into<String>) {
-        if !ok {
-            self.0.push(what.into());
-        }
-    }
-
-    fn assert_ok(self, name: &str, result: &Value) {
-        assert!(
-            self.0.is_empty(),
-            "{name}:\n  - {}\nresult: {result}",
-            self.0.join("\n  - ")
-        );
-    }
-}
-
-fn last_state(side: &Value) -> Option<&str> {
-    side["states"].as_array()?.last()?.as_str()
-}
-
-fn time(side: &Value, what: &str) -> Option<f64> {
-    side["times"][what].as_f64()
-}
-
-/// Checks shared by every call: no script errors, the phones registered, A's call ended.
-fn basics(c: &mut Checks, r: &Value) {
-    c.check(
-        r["errors"] == json!([]),
-        format!("script errors: {}", r["errors"]),
-    );
-    c.check(
-        r["register"]
-            .as_object()
-            .is_some_and(|m| !m.is_empty() && m.values().all(|v| v == 200)),
-        format!("every phone registers: {}", r["register"]),
-    );
-    c.check(
-        last_state(&r["caller"]) == Some("DISCONNECTED"),
-        format!("A's call ends: {}", r["caller"]["states"]),
-    );
-}
-
-/// The call-log row of A's Call-ID (the log is written in batches: polled for 3 s).
-async fn calllog(
-    c: &mut Checks,
-    switch: &ctiswitch::Switch,
-    r: &Value,
-) -> Option<entities::calllog::Model> {
-    let Some(call_id) = r["caller"]["call_id"].as_str() else {
-        c.check(false, "no caller Call-ID");
-        return None;
-    };
-    let row = pjsua::wait_calllog(&switch.db, call_id, Duration::from_secs(3)).await;
-    c.check(
-        row.is_some(),
-        format!("a call-log row for Call-ID {call_id} within 3 s"),
-    );
-    row
-}
 
 /// How many call-log rows the switch wrote (polled: the log is written in batches).
 async fn calllog_count(switch: &ctiswitch::Switch) -> usize {
@@ -365,21 +280,10 @@ fn hold_test_with(name: &str, extra: &str, opts: CallOpts) {
             );
         }
         // One call-log row, a normal answered call.
-        if let Some(row) = calllog(&mut c, &switch, &r).await {
-            c.check(
-                row.state == "STATE_RECEIVED",
-                format!("state {:?}", row.state),
-            );
-            c.check(
-                row.hungupside == "caller",
-                format!("hungupside {:?}", row.hungupside),
-            );
-            c.check(row.callee == "802", format!("callee {:?}", row.callee));
-            let talk = a["talk_seconds"].as_f64().unwrap_or(-10.0);
-            c.check(
-                (f64::from(row.duration) - talk).abs() <= 1.0,
-                format!("duration {} s, measured talk {talk:.2} s", row.duration),
-            );
+        if let Some(row) = checked_row(&mut c, &switch.db, &r).await {
+            c.ended(&row, "STATE_RECEIVED", "caller");
+            c.field("callee", &row.callee, "802");
+            c.duration(&row, &r);
         }
         let rows = calllog_count(&switch).await;
         c.check(rows == 1, format!("one call-log row, got {rows}"));
@@ -483,23 +387,10 @@ fn ring_timeout_gives_the_caller_408_and_cancels_the_callee() {
                 ),
             );
         }
-        if let Some(row) = calllog(&mut c, &switch, &r).await {
-            c.check(
-                row.state == "STATE_FAILED",
-                format!("state {:?}", row.state),
-            );
-            c.check(
-                row.hungupside == "system",
-                format!("hungupside {:?}", row.hungupside),
-            );
-            c.check(row.callee == "802", format!("callee {:?}", row.callee));
-            c.check(
-                row.duration == 0 && row.pickup_time == 0,
-                format!(
-                    "never answered: duration {} pickupTime {}",
-                    row.duration, row.pickup_time
-                ),
-            );
+        if let Some(row) = checked_row(&mut c, &switch.db, &r).await {
+            c.ended(&row, "STATE_FAILED", "system");
+            c.field("callee", &row.callee, "802");
+            c.never_answered(&row);
             c.check(
                 row.ring_time > 0 && (f64::from(row.ring_duration) - RING_TIMEOUT).abs() <= 1.0,
                 format!(
@@ -546,23 +437,10 @@ fn refused_test(code: u16) {
                 b["last_code"]
             ),
         );
-        if let Some(row) = calllog(&mut c, &switch, &r).await {
-            c.check(
-                row.state == "STATE_FAILED",
-                format!("state {:?}", row.state),
-            );
-            c.check(
-                row.hungupside == "callee",
-                format!("hungupside {:?}", row.hungupside),
-            );
-            c.check(row.callee == "802", format!("callee {:?}", row.callee));
-            c.check(
-                row.duration == 0 && row.pickup_time == 0,
-                format!(
-                    "never answered: duration {} pickupTime {}",
-                    row.duration, row.pickup_time
-                ),
-            );
+        if let Some(row) = checked_row(&mut c, &switch.db, &r).await {
+            c.ended(&row, "STATE_FAILED", "callee");
+            c.field("callee", &row.callee, "802");
+            c.never_answered(&row);
         }
         c.assert_ok(&format!("callee refuses with {code}"), &r);
         switch
@@ -684,20 +562,11 @@ members = [{{ extension = "802" }}, {{ extension = "803" }}]
             stray <= 0.1,
             format!("A hears nothing of 802: share {stray:.4}"),
         );
-        if let Some(row) = calllog(&mut c, &switch, &r).await {
-            c.check(
-                row.state == "STATE_RECEIVED",
-                format!("state {:?}", row.state),
-            );
-            c.check(
-                row.callee == "803",
-                format!("callee {:?} (the member who answered)", row.callee),
-            );
-            c.check(row.caller == "801", format!("caller {:?}", row.caller));
-            c.check(
-                row.hungupside == "caller",
-                format!("hungupside {:?}", row.hungupside),
-            );
+        if let Some(row) = checked_row(&mut c, &switch.db, &r).await {
+            c.ended(&row, "STATE_RECEIVED", "caller");
+            // The member who answered.
+            c.field("callee", &row.callee, "803");
+            c.field("caller", &row.caller, "801");
             c.check(
                 Some(row.peercallid.as_str()) == m["call_id"].as_str(),
                 format!(
@@ -764,20 +633,9 @@ fn rtp_timeout_hangs_up_both_phones_when_no_rtp_flows() {
                 format!("{who} gets the BYE {after:.2} s after the last RTP (rtp_timeout {RTP_TIMEOUT} s)"),
             );
         }
-        if let Some(row) = calllog(&mut c, &switch, &r).await {
-            c.check(
-                row.state == "STATE_RECEIVED",
-                format!("state {:?}", row.state),
-            );
-            c.check(
-                row.hungupside == "system",
-                format!("hungupside {:?}", row.hungupside),
-            );
-            let talk = r["caller"]["talk_seconds"].as_f64().unwrap_or(-10.0);
-            c.check(
-                (f64::from(row.duration) - talk).abs() <= 1.0,
-                format!("duration {} s, measured talk {talk:.2} s", row.duration),
-            );
+        if let Some(row) = checked_row(&mut c, &switch.db, &r).await {
+            c.ended(&row, "STATE_RECEIVED", "system");
+            c.duration(&row, &r);
         }
         c.assert_ok("RTP timeout, no RTP at all", &r);
         switch
@@ -792,32 +650,25 @@ fn rtp_timeout_hangs_up_both_phones_when_no_rtp_flows() {
 fn rtp_timeout_hangs_up_the_caller_when_the_callee_vanishes() {
     with_switch(&media_config(), |switch| async move {
         let sip = switch.sip_addr;
-        let mut b = PhoneProcess::spawn(
+        // B registers (a 200) before A calls.
+        let b = pjsua::answering_phone(
             sip,
-            "answer",
             &[
-                "--phone".into(),
-                "802:p802".into(),
-                "--answer-delay".into(),
-                "0.5".into(),
-                "--die-after".into(),
-                "1.0".into(),
-                "--setup-timeout".into(),
-                "20".into(),
+                "--phone",
+                "802:p802",
+                "--answer-delay",
+                "0.5",
+                "--die-after",
+                "1.0",
+                "--setup-timeout",
+                "20",
             ],
-        );
-        let registered = b.event("registered", Duration::from_secs(15)).await;
-        assert_eq!(registered["code"], 200, "B registers: {registered}");
-        let a_args: Vec<String> = vec![
-            "--caller".into(),
-            "801:p801".into(),
-            "--dial".into(),
-            "802".into(),
-            "--talk".into(),
-            (RTP_TIMEOUT + 5.0).to_string(),
-        ];
+        )
+        .await;
+        let talk = (RTP_TIMEOUT + 5.0).to_string();
+        let a_args = ["--caller", "801:p801", "--dial", "802", "--talk", &talk];
         let (r, b_end) = tokio::join!(
-            pjsua::run(sip, "dial", &a_args, Duration::from_secs(40)),
+            pjsua::dial(sip, &a_args, Duration::from_secs(40)),
             b.finish(Duration::from_secs(30)),
         );
         let mut c = Checks::default();
@@ -854,15 +705,8 @@ fn rtp_timeout_hangs_up_the_caller_when_the_callee_vanishes() {
             heard >= 0.5,
             format!("A heard B for {heard:.1} s before B vanished"),
         );
-        if let Some(row) = calllog(&mut c, &switch, &r).await {
-            c.check(
-                row.state == "STATE_RECEIVED",
-                format!("state {:?}", row.state),
-            );
-            c.check(
-                row.hungupside == "system",
-                format!("hungupside {:?}", row.hungupside),
-            );
+        if let Some(row) = checked_row(&mut c, &switch.db, &r).await {
+            c.ended(&row, "STATE_RECEIVED", "system");
         }
         c.assert_ok("RTP timeout, the callee vanishes", &r);
         switch

@@ -71,6 +71,12 @@ impl Checks {
         self.check(got == want, format!("{name} {got:?}, expected {want:?}"));
     }
 
+    /// How a call ended, by its call-log row: its `state` and who hung up.
+    pub fn ended(&mut self, row: &entities::calllog::Model, state: &str, hungupside: &str) {
+        self.field("state", &row.state, state);
+        self.field("hungupside", &row.hungupside, hungupside);
+    }
+
     /// The call-log duration matches the talk time A measured (to a second).
     pub fn duration(&mut self, row: &entities::calllog::Model, r: &Value) {
         let talk = r["caller"]["talk_seconds"].as_f64().unwrap_or(-10.0);
@@ -101,6 +107,35 @@ impl Checks {
     }
 }
 
+/// The last call state of one side (`r["caller"]`, `r["callee"]`, …) of a result.
+pub fn last_state(side: &Value) -> Option<&str> {
+    side["states"].as_array()?.last()?.as_str()
+}
+
+/// When (seconds into the run) one side of a result reached `what` (`incoming`,
+/// `confirmed`, `disconnected`, …).
+pub fn time(side: &Value, what: &str) -> Option<f64> {
+    side["times"][what].as_f64()
+}
+
+/// Checks shared by every call: no script errors, the phones registered, A's call ended.
+pub fn basics(c: &mut Checks, r: &Value) {
+    c.check(
+        r["errors"] == json!([]),
+        format!("script errors: {}", r["errors"]),
+    );
+    c.check(
+        r["register"]
+            .as_object()
+            .is_some_and(|m| !m.is_empty() && m.values().all(|v| v == 200)),
+        format!("every phone registers: {}", r["register"]),
+    );
+    c.check(
+        last_state(&r["caller"]) == Some("DISCONNECTED"),
+        format!("A's call ends: {}", r["caller"]["states"]),
+    );
+}
+
 /// The script reported no errors.
 pub fn assert_no_errors(r: &Value) {
     assert_eq!(r["errors"], json!([]), "script errors: {r}");
@@ -109,6 +144,25 @@ pub fn assert_no_errors(r: &Value) {
 /// The Call-ID of A's call (the caller's side of a `call` or `dial` result).
 pub fn caller_call_id(r: &Value) -> Option<&str> {
     r["caller"]["call_id"].as_str()
+}
+
+/// The call-log row of A's call, polled for 3 s (the log is written in batches); a failed
+/// check without one.
+pub async fn checked_row(
+    c: &mut Checks,
+    db: &sea_orm::DatabaseConnection,
+    r: &Value,
+) -> Option<entities::calllog::Model> {
+    let Some(call_id) = caller_call_id(r) else {
+        c.check(false, "no caller Call-ID");
+        return None;
+    };
+    let row = super::wait_call_log(db, call_id, Duration::from_secs(3)).await;
+    c.check(
+        row.is_some(),
+        format!("a call-log row for Call-ID {call_id} within 3 s"),
+    );
+    row
 }
 
 /// The call-log row of A's call, polled for 3 s (the log is written in batches); panics
