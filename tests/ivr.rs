@@ -6,11 +6,11 @@
 mod common;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::pjsua::{self, PhoneProcess};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use common::pjsua;
+use common::sipp::CUSTOMER;
+use ctiswitch::Switch;
 
 const MENU: &str = r##"<?xml version="1.0" encoding="UTF-8"?>
 <ivr name="test" start="main" timeout="6" retries="1">
@@ -62,13 +62,31 @@ definition = "{menu}"
     )
 }
 
-fn customer(carrier_port: u16, dtmf: &str, at: &str, talk: &str) -> Vec<String> {
-    [
+/// A switch in `dir` with the menu (its HTTP node asking `crm`) behind hotline 1000, and
+/// the port of its trunk `carrier`.
+async fn start(dir: &Path, crm: &str) -> (Switch, u16) {
+    let carrier_port = common::sipp::free_port();
+    let switch = common::start(dir, &config(dir, carrier_port, crm)).await;
+    (switch, carrier_port)
+}
+
+/// The customer behind the trunk dials the hotline, presses `dtmf` at `at` and hangs up
+/// after `talk` s: the result of the `dial` scenario.
+async fn customer_call(
+    switch: &Switch,
+    carrier_port: u16,
+    dtmf: &str,
+    at: &str,
+    talk: &str,
+) -> serde_json::Value {
+    let port = carrier_port.to_string();
+    let caller = format!("{CUSTOMER}:x");
+    let args = [
         "--caller",
-        "0612345678:x",
+        &caller,
         "--no-register",
         "--sip-port",
-        &carrier_port.to_string(),
+        &port,
         "--dial",
         "1000",
         "--tone-a",
@@ -83,10 +101,10 @@ fn customer(carrier_port: u16, dtmf: &str, at: &str, talk: &str) -> Vec<String> 
         talk,
         "--listen-freqs",
         "1000,523,659,784",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    ];
+    let r = pjsua::dial(switch.sip_addr, &args, Duration::from_secs(40)).await;
+    pjsua::assert_no_errors(&r);
+    r
 }
 
 /// Press 1: the menu transfers to group 3003; the customer waits with music while the
@@ -97,45 +115,31 @@ fn customer(carrier_port: u16, dtmf: &str, at: &str, talk: &str) -> Vec<String> 
 fn a_customer_presses_1_and_reaches_an_agent_through_the_queue() {
     ctiswitch::build_system().block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let carrier_port = common::sipp::free_port();
-        let switch = common::start(
-            dir.path(),
-            &config(dir.path(), carrier_port, "http://127.0.0.1:9/x"),
-        )
-        .await;
-        let agent_args: Vec<String> = [
-            "--phone",
-            "802:p802",
-            "--tone-b",
-            "1000",
-            "--answer-delay",
-            "1.5",
-            "--talk",
-            "20",
-            "--listen-freqs",
-            "440",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let mut agent = PhoneProcess::spawn(switch.sip_addr, "answer", &agent_args);
-        agent.event("registered", Duration::from_secs(10)).await;
-        let r = pjsua::run(
+        let (switch, carrier_port) = start(dir.path(), "http://127.0.0.1:9/x").await;
+        let agent = pjsua::answering_phone(
             switch.sip_addr,
-            "dial",
-            &customer(carrier_port, "1", "2.0", "9"),
-            Duration::from_secs(40),
+            &[
+                "--phone",
+                "802:p802",
+                "--tone-b",
+                "1000",
+                "--answer-delay",
+                "1.5",
+                "--talk",
+                "20",
+                "--listen-freqs",
+                "440",
+            ],
         )
         .await;
-        let ended = agent.finish(Duration::from_secs(30)).await;
-        let a = ended.lines.last().cloned().unwrap_or_default();
-        assert_eq!(r["errors"], serde_json::json!([]), "{r}");
+        let r = customer_call(&switch, carrier_port, "1", "2.0", "9").await;
+        let a = agent.result(Duration::from_secs(30)).await;
         assert_eq!(r["invite_code"], 200, "{r}");
         let heard = &r["audio"]["caller"];
-        // The menu speaks from the answer on (speech: no single tone dominates).
+        // The menu speaks from the answer on (speech: no single tone dominates), for most
+        // of the first two seconds.
         let timeline = heard["timeline"].as_str().unwrap_or_default().to_string();
-        let first_two_seconds = &timeline[..timeline.len().min(20)];
-        let speech = first_two_seconds.chars().filter(|c| *c == '?').count();
+        let speech = pjsua::untoned_blocks(&timeline, 20);
         assert!(speech >= 8, "the menu prompt is heard first: {timeline}");
         // Then the agent's 1000 Hz.
         let agent_secs = heard["1000_seconds"].as_f64().unwrap_or(0.0);
@@ -148,19 +152,13 @@ fn a_customer_presses_1_and_reaches_an_agent_through_the_queue() {
             customer_secs >= 3.0,
             "the agent hears the customer: {customer_secs} s: {a}"
         );
-        let call_id = r["caller"]["call_id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let row = pjsua::wait_calllog(&switch.db, &call_id, Duration::from_secs(3))
-            .await
-            .expect("a call-log row");
+        let row = pjsua::caller_row(&switch.db, &r).await;
         assert_eq!(row.business, "IVR_TRANSFER", "{row:?}");
         assert_eq!(row.dtmfkey, "1", "{row:?}");
         assert_eq!(row.ivrpoint, "sales", "{row:?}");
         assert_eq!(row.accessnum, "1000", "{row:?}");
         assert_eq!(row.callee, "802", "{row:?}");
-        assert_eq!(row.caller, "0612345678", "{row:?}");
+        assert_eq!(row.caller, CUSTOMER, "{row:?}");
         assert_eq!(row.state, "STATE_RECEIVED", "{row:?}");
         assert!(
             row.ivr_anwer_time >= row.begin_time && row.ivr_anwer_time > 0,
@@ -183,35 +181,15 @@ fn a_customer_presses_1_and_reaches_an_agent_through_the_queue() {
 fn the_http_query_nodes_answer_is_spoken_to_the_caller() {
     ctiswitch::build_system().block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let crm = format!("http://{}/cti", listener.local_addr().unwrap());
-        let asked = Arc::new(Mutex::new(String::new()));
-        let log = asked.clone();
-        tokio::spawn(async move {
-            let Ok((mut s, _)) = listener.accept().await else { return };
-            let mut buf = vec![0u8; 4096];
-            let n = s.read(&mut buf).await.unwrap_or(0);
-            let head = String::from_utf8_lossy(&buf[..n]).to_string();
-            *log.lock().unwrap() = head.lines().next().unwrap_or_default().to_string();
-            let body = "Your balance is forty two yuan and fifty cents.";
-            let resp = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: text/html;charset=UTF-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = s.write_all(resp.as_bytes()).await;
-        });
-        let carrier_port = common::sipp::free_port();
-        let switch = common::start(dir.path(), &config(dir.path(), carrier_port, &crm)).await;
-        let r = pjsua::run(
-            switch.sip_addr,
-            "dial",
-            &customer(carrier_port, "2,123456#", "1.5,4.5", "14"),
-            Duration::from_secs(40),
+        let (crm, asked) = common::fake_web_server(
+            "text/html;charset=UTF-8",
+            &["Your balance is forty two yuan and fifty cents."],
         )
         .await;
-        assert_eq!(r["errors"], serde_json::json!([]), "{r}");
-        let call_id = r["caller"]["call_id"].as_str().unwrap_or_default().to_string();
-        let request = asked.lock().unwrap().clone();
+        let (switch, carrier_port) = start(dir.path(), &format!("http://{crm}/cti")).await;
+        let r = customer_call(&switch, carrier_port, "2,123456#", "1.5,4.5", "14").await;
+        let call_id = pjsua::caller_call_id(&r).unwrap_or_default().to_string();
+        let request = asked.lock().unwrap().first().cloned().unwrap_or_default();
         let expected = format!(
             "GET /cti?opt=kuaidi&in1=123456&caller=0612345678&callee=1000&id={}",
             call_id
@@ -224,10 +202,11 @@ fn the_http_query_nodes_answer_is_spoken_to_the_caller() {
             .map(|v| v.iter().filter_map(|x| x.as_i64()).collect())
             .unwrap_or_default();
         let loud = rms.iter().skip(50).filter(|v| **v > 300).count();
-        assert!(loud >= 20, "the answer is spoken (2 s+ of sound after the keys): {rms:?}");
-        let row = pjsua::wait_calllog(&switch.db, &call_id, Duration::from_secs(3))
-            .await
-            .expect("a call-log row");
+        assert!(
+            loud >= 20,
+            "the answer is spoken (2 s+ of sound after the keys): {rms:?}"
+        );
+        let row = pjsua::caller_row(&switch.db, &r).await;
         assert_eq!(row.dtmfkey, "2123456#", "{row:?}");
         assert_eq!(row.business, "IVR_INCOMING", "{row:?}");
         switch.stop().await.unwrap();

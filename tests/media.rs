@@ -6,27 +6,32 @@
 
 mod common;
 
-use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
 use actors::media::dtmf::tone_amplitude;
 use actors::media::wav::read_wav;
 use base64::Engine as _;
-use common::pjsua::{self, CallOpts};
+use common::pjsua::{self, with_switch, CallOpts};
+use entities::calllog;
+use serde_json::{json, Value};
 
-fn with_switch<F, Fut>(extra: &str, test: F)
-where
-    F: FnOnce(ctiswitch::Switch) -> Fut,
-    Fut: Future<Output = ctiswitch::Switch>,
-{
-    let extra = format!("{}\n{extra}", pjsua::TWO_EXTENSIONS);
-    ctiswitch::build_system().block_on(async move {
-        let dir = tempfile::tempdir().unwrap();
-        let switch = common::start(dir.path(), &extra).await;
-        let switch = test(switch).await;
-        switch.stop().await.unwrap();
-    });
+/// 801 calls `callee` and both talk for `talk` s (no DTMF): the phones' result and the
+/// call's call-log row.
+async fn call(
+    switch: &ctiswitch::Switch,
+    callee: (&'static str, &'static str),
+    talk: f64,
+) -> (Value, calllog::Model) {
+    let opts = CallOpts {
+        dtmf: "",
+        talk,
+        callee,
+        ..CallOpts::default()
+    };
+    let r = pjsua::call(switch.sip_addr, &opts).await;
+    let row = pjsua::caller_row(&switch.db, &r).await;
+    (r, row)
 }
 
 /// Left and right channels of a stereo WAV.
@@ -74,20 +79,9 @@ async fn finished_recording(path: &Path) {
 #[test]
 fn an_answered_call_is_recorded_caller_left_callee_right_and_downloadable() {
     with_switch("", |switch| async move {
-        let opts = CallOpts {
-            dtmf: "",
-            talk: 4.0,
-            ..CallOpts::default()
-        };
-        let r = pjsua::call(switch.sip_addr, &opts).await;
-        assert_eq!(r["errors"], serde_json::json!([]), "{r}");
-        let call_id = r["caller"]["call_id"]
-            .as_str()
-            .expect("call id")
-            .to_string();
-        let row = pjsua::wait_calllog(&switch.db, &call_id, Duration::from_secs(3))
-            .await
-            .expect("a call-log row");
+        let (r, row) = call(&switch, ("802", "p802"), 4.0).await;
+        pjsua::assert_no_errors(&r);
+        let call_id = pjsua::caller_call_id(&r).expect("call id").to_string();
         assert!(!row.record_voice.is_empty(), "recordVoice is set: {row:?}");
         let path = Path::new(&row.record_voice).to_path_buf();
         assert!(path.is_absolute(), "{path:?}");
@@ -148,7 +142,7 @@ fn an_answered_call_is_recorded_caller_left_callee_right_and_downloadable() {
             assert!(body == file, "{query}: the file, byte for byte");
         }
         let (status, _, body) = fetch(format!("allcallid={call_id}&backpath=true")).await;
-        let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let json: Value = serde_json::from_slice(&body).unwrap_or_default();
         assert_eq!(status, 200);
         assert_eq!(json["success"], true, "{json}");
         assert!(
@@ -186,12 +180,8 @@ fn extension_recording_settings_override_the_global_one() {
         (true, ("802", "p802"), false),
         (false, ("803", "p803"), true),
     ] {
-        let extra = format!(
-            "[recording]\nenabled = {global}\n[[extensions]]\nnumber = \"803\"\npassword = \"p803\"\nrecording = true\n"
-        );
-        ctiswitch::build_system().block_on(async move {
-            let dir = tempfile::tempdir().unwrap();
-            let config = r#"
+        let config = format!(
+            r#"
 [[extensions]]
 number = "801"
 password = "p801"
@@ -199,29 +189,23 @@ password = "p801"
 number = "802"
 password = "p802"
 recording = false
-"#;
-            let switch = common::start(dir.path(), &format!("{config}\n{extra}")).await;
-            let opts = CallOpts {
-                dtmf: "",
-                talk: 1.0,
-                callee,
-                ..CallOpts::default()
-            };
-            let r = pjsua::call(switch.sip_addr, &opts).await;
-            let call_id = r["caller"]["call_id"]
-                .as_str()
-                .expect("call id")
-                .to_string();
-            let row = pjsua::wait_calllog(&switch.db, &call_id, Duration::from_secs(3))
-                .await
-                .expect("a call-log row");
+[[extensions]]
+number = "803"
+password = "p803"
+recording = true
+[recording]
+enabled = {global}
+"#
+        );
+        common::with_switch(&config, |switch| async move {
+            let (_, row) = call(&switch, callee, 1.0).await;
             assert_eq!(
                 !row.record_voice.is_empty(),
                 want,
                 "global {global}, callee {}: {row:?}",
                 callee.0
             );
-            switch.stop().await.unwrap();
+            switch
         });
     }
 }
@@ -230,19 +214,7 @@ recording = false
 #[test]
 fn recording_off_records_nothing() {
     with_switch("[recording]\nenabled = false\n", |switch| async move {
-        let opts = CallOpts {
-            dtmf: "",
-            talk: 1.0,
-            ..CallOpts::default()
-        };
-        let r = pjsua::call(switch.sip_addr, &opts).await;
-        let call_id = r["caller"]["call_id"]
-            .as_str()
-            .expect("call id")
-            .to_string();
-        let row = pjsua::wait_calllog(&switch.db, &call_id, Duration::from_secs(3))
-            .await
-            .expect("a call-log row");
+        let (_, row) = call(&switch, ("802", "p802"), 1.0).await;
         assert_eq!(row.record_voice, "", "{row:?}");
         switch
     });
@@ -265,12 +237,30 @@ pin = "2468"
 
 const THREE_PHONES: &str = "801:p801,802:p802,803:p803";
 
-async fn multi(switch: &ctiswitch::Switch, args: &[&str]) -> serde_json::Value {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+/// The three phones dial room `room`, talk `talk` s after `settle` s: the `multi` scenario.
+async fn multi(switch: &ctiswitch::Switch, room: &str, talk: &str, settle: &str) -> Value {
+    let args = pjsua::args(&[
+        "--phones",
+        THREE_PHONES,
+        "--dial",
+        room,
+        "--talk",
+        talk,
+        "--settle",
+        settle,
+    ]);
     pjsua::run(switch.sip_addr, "multi", &args, Duration::from_secs(60)).await
 }
 
-fn hears(r: &serde_json::Value, phone: usize, freq: u32) -> f64 {
+/// The members of room `room` (the admin API).
+async fn members(switch: &ctiswitch::Switch, room: &str) -> Value {
+    let path = format!("/api/v1/conferences/{room}/members");
+    common::api(switch, reqwest::Method::GET, &path, None)
+        .await
+        .1
+}
+
+fn hears(r: &Value, phone: usize, freq: u32) -> f64 {
     r["phones"][phone]["hears"][freq.to_string()]
         .as_f64()
         .unwrap_or(-1.0)
@@ -281,25 +271,12 @@ fn hears(r: &serde_json::Value, phone: usize, freq: u32) -> f64 {
 #[test]
 fn three_members_of_a_room_each_hear_the_two_others_and_not_themselves() {
     with_switch(ROOMS, |switch| async move {
-        let r = multi(
-            &switch,
-            &[
-                "--phones",
-                THREE_PHONES,
-                "--dial",
-                "9000",
-                "--talk",
-                "3",
-                "--settle",
-                "1",
-            ],
-        )
-        .await;
-        assert_eq!(r["errors"], serde_json::json!([]), "{r}");
+        let r = multi(&switch, "9000", "3", "1").await;
+        pjsua::assert_no_errors(&r);
         let tones = [440, 1000, 1500];
         for (i, own) in tones.iter().enumerate() {
             let phone = &r["phones"][i];
-            assert_eq!(phone["error"], serde_json::Value::Null, "{phone}");
+            assert_eq!(phone["error"], Value::Null, "{phone}");
             for (j, other) in tones.iter().enumerate() {
                 let share = hears(&r, i, *other);
                 if i == j {
@@ -321,20 +298,11 @@ fn three_members_of_a_room_each_hear_the_two_others_and_not_themselves() {
 #[test]
 fn a_listen_only_member_is_heard_by_nobody_and_a_whisper_only_by_its_target() {
     with_switch(ROOMS, |switch| async move {
-        let client = common::http();
-        let members_url = common::url(&switch, "/api/v1/conferences/9000/members");
         let set_modes = async {
             // Once all three are in, set the modes (well before the analysed window).
             for _ in 0..200 {
-                let members: serde_json::Value = client
-                    .get(&members_url)
-                    .send()
+                let joined = members(&switch, "9000")
                     .await
-                    .expect("HTTP")
-                    .json()
-                    .await
-                    .unwrap_or_default();
-                let joined = members
                     .as_array()
                     .map(|m| m.iter().filter(|m| m["state"] == "joined").count())
                     .unwrap_or(0);
@@ -343,54 +311,27 @@ fn a_listen_only_member_is_heard_by_nobody_and_a_whisper_only_by_its_target() {
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            let put = |member: &str, body: serde_json::Value| {
-                client
-                    .put(format!("{members_url}/{member}"))
-                    .json(&body)
-                    .send()
+            let put = |member: &str, body: Value| {
+                let path = format!("/api/v1/conferences/9000/members/{member}");
+                let switch = &switch;
+                async move { common::api(switch, reqwest::Method::PUT, &path, Some(&body)).await }
             };
-            let listen = put("803", serde_json::json!({"mode": "listen"}))
-                .await
-                .expect("HTTP");
-            assert_eq!(listen.status(), 200);
-            let whisper = put("801", serde_json::json!({"mode": "whisper", "to": "802"}))
-                .await
-                .expect("HTTP");
-            assert_eq!(whisper.status(), 200);
-            let body: serde_json::Value = whisper.json().await.unwrap_or_default();
+            assert_eq!(put("803", json!({"mode": "listen"})).await.0, 200);
+            let (status, body) = put("801", json!({"mode": "whisper", "to": "802"})).await;
+            assert_eq!(status, 200);
             assert_eq!(body["mode"], "whisper", "{body}");
             assert_eq!(body["to"], "802", "{body}");
             // Bad requests: unknown member, whisper to oneself, nonsense.
-            let missing = put("899", serde_json::json!({"mode": "talk"}))
-                .await
-                .expect("HTTP");
-            assert_eq!(missing.status(), 404);
-            let to_self = put("802", serde_json::json!({"mode": "whisper", "to": "802"}))
-                .await
-                .expect("HTTP");
-            assert_eq!(to_self.status(), 400);
-            let bad = put("802", serde_json::json!({"mode": "sing"}))
-                .await
-                .expect("HTTP");
-            assert_eq!(bad.status(), 400);
+            for (member, body, want) in [
+                ("899", json!({"mode": "talk"}), 404),
+                ("802", json!({"mode": "whisper", "to": "802"}), 400),
+                ("802", json!({"mode": "sing"}), 400),
+            ] {
+                assert_eq!(put(member, body.clone()).await.0, want, "{member}: {body}");
+            }
         };
-        let (r, ()) = tokio::join!(
-            multi(
-                &switch,
-                &[
-                    "--phones",
-                    THREE_PHONES,
-                    "--dial",
-                    "9000",
-                    "--talk",
-                    "4",
-                    "--settle",
-                    "2"
-                ],
-            ),
-            set_modes
-        );
-        assert_eq!(r["errors"], serde_json::json!([]), "{r}");
+        let (r, ()) = tokio::join!(multi(&switch, "9000", "4", "2"), set_modes);
+        pjsua::assert_no_errors(&r);
         // 801 (440 Hz) whispers to 802; 803 (1500 Hz) only listens.
         assert!(
             hears(&r, 1, 440) > 0.3,
@@ -474,21 +415,12 @@ fn digits(
 fn pin_entry_test(method: &'static str, source: &'static str) {
     with_switch(ROOMS, move |switch| async move {
         let events = collect_events(&switch);
-        let members_url = common::url(&switch, "/api/v1/conferences/9100/members");
         let watch = async {
             // Sample the member's state while the call is up.
             let mut seen = Vec::new();
             for _ in 0..80 {
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                let members: serde_json::Value = common::http()
-                    .get(&members_url)
-                    .send()
-                    .await
-                    .expect("HTTP")
-                    .json()
-                    .await
-                    .unwrap_or_default();
-                if let Some(state) = members[0]["state"].as_str() {
+                if let Some(state) = members(&switch, "9100").await[0]["state"].as_str() {
                     if seen.last().map(String::as_str) != Some(state) {
                         seen.push(state.to_string());
                     }
@@ -496,7 +428,7 @@ fn pin_entry_test(method: &'static str, source: &'static str) {
             }
             seen
         };
-        let args: Vec<String> = [
+        let args = [
             "--caller",
             "801:p801",
             "--dial",
@@ -512,15 +444,12 @@ fn pin_entry_test(method: &'static str, source: &'static str) {
             "6",
             "--hangup-after",
             "6",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        ];
         let (r, states) = tokio::join!(
-            pjsua::run(switch.sip_addr, "dial", &args, Duration::from_secs(40)),
+            pjsua::dial(switch.sip_addr, &args, Duration::from_secs(40)),
             watch
         );
-        assert_eq!(r["errors"], serde_json::json!([]), "{r}");
+        pjsua::assert_no_errors(&r);
         assert_eq!(r["invite_code"], 200, "{r}");
         tokio::time::sleep(Duration::from_millis(300)).await;
         let got = digits(&events);
@@ -535,13 +464,7 @@ fn pin_entry_test(method: &'static str, source: &'static str) {
             vec!["pin".to_string(), "joined".to_string()],
             "asked for the PIN, then in the room"
         );
-        let call_id = r["caller"]["call_id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let row = pjsua::wait_calllog(&switch.db, &call_id, Duration::from_secs(3))
-            .await
-            .expect("a call-log row");
+        let row = pjsua::caller_row(&switch.db, &r).await;
         assert_eq!(row.business, "CONFERENCE", "{row:?}");
         assert_eq!(row.callee, "9100", "{row:?}");
         assert_eq!(row.state, "STATE_RECEIVED", "{row:?}");
@@ -576,7 +499,7 @@ fn the_pin_prompt_is_spoken_by_espeak_ng() {
                 .await
                 .expect("espeak-ng speaks (make deps installs it)");
         let expected = samples.len() as f64 / 8_000.0;
-        let args: Vec<String> = [
+        let args = [
             "--caller",
             "801:p801",
             "--dial",
@@ -588,12 +511,9 @@ fn the_pin_prompt_is_spoken_by_espeak_ng() {
             "7",
             "--listen-freqs",
             "300,1000,2000",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let r = pjsua::run(switch.sip_addr, "dial", &args, Duration::from_secs(40)).await;
-        assert_eq!(r["errors"], serde_json::json!([]), "{r}");
+        ];
+        let r = pjsua::dial(switch.sip_addr, &args, Duration::from_secs(40)).await;
+        pjsua::assert_no_errors(&r);
         assert_eq!(r["invite_code"], 200, "{r}");
         let audio = &r["audio"]["caller"];
         let heard = audio["heard_seconds"].as_f64().unwrap_or(0.0);
@@ -658,33 +578,12 @@ fn an_unplayable_music_on_hold_file_is_refused_at_start_naming_the_file() {
 #[test]
 fn play_call_log_record_calls_the_extension_and_plays_the_recording() {
     with_switch("", |switch| async move {
-        let opts = CallOpts {
-            dtmf: "",
-            talk: 4.0,
-            ..CallOpts::default()
-        };
-        let r = pjsua::call(switch.sip_addr, &opts).await;
-        let call_id = r["caller"]["call_id"]
-            .as_str()
-            .expect("call id")
-            .to_string();
-        let row = pjsua::wait_calllog(&switch.db, &call_id, Duration::from_secs(3))
-            .await
-            .expect("a call-log row");
+        let (r, row) = call(&switch, ("802", "p802"), 4.0).await;
+        let call_id = pjsua::caller_call_id(&r).expect("call id").to_string();
         finished_recording(Path::new(&row.record_voice)).await;
         let (left, _) = channels(Path::new(&row.record_voice));
         let recorded = left.len() as f64 / 8_000.0;
 
-        let get = |query: String| {
-            let url = common::url(&switch, &format!("/bridge/callctrl?{query}"));
-            async move {
-                let resp = common::http().get(url).send().await.expect("HTTP");
-                (
-                    resp.status().as_u16(),
-                    resp.text().await.unwrap_or_default(),
-                )
-            }
-        };
         // Refusals first: nothing is called for them.
         for (query, want) in [
             ("opt=PLAY_CALL_LOG_RECORD&extnum=802".to_string(), 400),
@@ -702,7 +601,7 @@ fn play_call_log_record_calls_the_extension_and_plays_the_recording() {
                 400,
             ),
         ] {
-            let (status, body) = get(query.clone()).await;
+            let (status, body) = common::callctrl(&switch, &query).await;
             assert_eq!(
                 (status, body.trim()),
                 (want, want.to_string().as_str()),
@@ -710,31 +609,30 @@ fn play_call_log_record_calls_the_extension_and_plays_the_recording() {
             );
         }
 
-        let args: Vec<String> = [
-            "--phone",
-            "802:p802",
-            "--no-tone",
-            "--listen-freqs",
-            "440,1000",
-            "--talk",
-            "12",
-            "--answer-delay",
-            "0.3",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let mut phone = pjsua::PhoneProcess::spawn(switch.sip_addr, "answer", &args);
-        phone.event("registered", Duration::from_secs(10)).await;
+        let phone = pjsua::answering_phone(
+            switch.sip_addr,
+            &[
+                "--phone",
+                "802:p802",
+                "--no-tone",
+                "--listen-freqs",
+                "440,1000",
+                "--talk",
+                "12",
+                "--answer-delay",
+                "0.3",
+            ],
+        )
+        .await;
         let cid = call_id.replace('@', "%40");
-        let (status, body) = get(format!(
-            "opt=PLAY_CALL_LOG_RECORD&callid={cid}&extnum=802&skipseconds=1"
-        ))
+        let (status, body) = common::callctrl(
+            &switch,
+            &format!("opt=PLAY_CALL_LOG_RECORD&callid={cid}&extnum=802&skipseconds=1"),
+        )
         .await;
         assert_eq!((status, body.trim()), (200, "200"));
-        let ended = phone.finish(Duration::from_secs(30)).await;
-        let result = ended.lines.last().cloned().unwrap_or_default();
-        assert_eq!(result["errors"], serde_json::json!([]), "{result}");
+        let result = phone.result(Duration::from_secs(30)).await;
+        pjsua::assert_no_errors(&result);
         let callee = &result["callee"];
         assert_eq!(
             callee["hungup_locally"], false,

@@ -557,12 +557,3 @@ pub fn dominated_seconds(result: &Value, who: &str, freq: u32) -> f64 {
         .as_f64()
         .unwrap_or(0.0)
 }
-
-/// The call log row of `call_id` (see [`super::wait_call_log`]).
-pub async fn wait_calllog(
-    db: &sea_orm::DatabaseConnection,
-    call_id: &str,
-    timeout: Duration,
-) -> Option<entities::calllog::Model> {
-    super::wait_call_log(db, call_id, timeout).await
-}
