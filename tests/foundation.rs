@@ -8,6 +8,8 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ctiswitch::Switch;
+use reqwest::Method;
 use serde_json::{json, Value};
 
 #[actix_rt::test]
@@ -35,6 +37,19 @@ async fn health_reports_ready_with_database_and_sip() {
     );
 }
 
+/// Extension 801 as the database has it now.
+async fn ext_801(switch: &Switch) -> entities::extension::Model {
+    entities::repo::extensions::by_number(&switch.db, "801")
+        .await
+        .unwrap()
+        .expect("801")
+}
+
+/// (status, body) as the compat API answers: the status repeated in the body.
+fn answer(status: u16) -> (u16, String) {
+    (status, status.to_string())
+}
+
 #[actix_rt::test]
 async fn callctrl_dispatches_by_opt() {
     let dir = tempfile::tempdir().unwrap();
@@ -47,57 +62,38 @@ password = "secret801"
 "#,
     )
     .await;
-    // Missing opt → 400; unknown opt → 606 in the body with status 200 (not an HTTP status).
-    assert_eq!(
-        common::get(&switch, "/bridge/callctrl").await,
-        (400, "400".into())
-    );
-    assert_eq!(
-        common::get(&switch, "/bridge/callctrl?opt=").await,
-        (400, "400".into())
-    );
-    assert_eq!(
-        common::get(&switch, "/bridge/callctrl?opt=NO_SUCH_OPT").await,
-        (200, "606".into())
-    );
-    // opt is case-sensitive, as the manual spells it.
-    assert_eq!(
-        common::get(
-            &switch,
-            "/bridge/callctrl?opt=set_worker_id&extnum=801&workerid=1"
-        )
-        .await,
-        (200, "606".into())
-    );
-    // A manual operation this build does not serve yet says so.
-    assert_eq!(
-        common::get(
-            &switch,
-            "/bridge/callctrl?opt=CLICK_TO_DIAL&caller=801&callee=802"
-        )
-        .await,
-        (501, "501".into())
-    );
-    // jsoncfg too.
-    assert_eq!(
-        common::get(&switch, "/bridge/jsoncfg").await,
-        (400, "400".into())
-    );
-    assert_eq!(
-        common::get(&switch, "/bridge/jsoncfg?opt=WHAT").await,
-        (200, "606".into())
-    );
+    for (path, want) in [
+        // Missing opt → 400; unknown opt → 606 in the body with status 200 (not an HTTP
+        // status).
+        ("/bridge/callctrl", answer(400)),
+        ("/bridge/callctrl?opt=", answer(400)),
+        ("/bridge/callctrl?opt=NO_SUCH_OPT", (200, "606".into())),
+        // opt is case-sensitive, as the manual spells it.
+        (
+            "/bridge/callctrl?opt=set_worker_id&extnum=801&workerid=1",
+            (200, "606".into()),
+        ),
+        // A manual operation this build does not serve yet says so.
+        (
+            "/bridge/callctrl?opt=CLICK_TO_DIAL&caller=801&callee=802",
+            answer(501),
+        ),
+        // jsoncfg too.
+        ("/bridge/jsoncfg", answer(400)),
+        ("/bridge/jsoncfg?opt=WHAT", (200, "606".into())),
+    ] {
+        assert_eq!(common::get(&switch, path).await, want, "{path}");
+    }
     // A real operation over GET, with percent-encoded UTF-8 (interface 35's own example).
-    let (status, body) = common::get(
-        &switch,
-        "/bridge/callctrl?extnum=801&workerid=41735&department=%E7%A0%94%E5%8F%91&uname=%E5%A4%8F%E5%A4%A9&officehours=9:00-12:30,14:00-18:30&opt=SET_WORKER_ID",
-    )
-    .await;
-    assert_eq!((status, body.as_str()), (200, "200"));
-    let ext = entities::repo::extensions::by_number(&switch.db, "801")
-        .await
-        .unwrap()
-        .unwrap();
+    assert_eq!(
+        common::callctrl(
+            &switch,
+            "extnum=801&workerid=41735&department=%E7%A0%94%E5%8F%91&uname=%E5%A4%8F%E5%A4%A9&officehours=9:00-12:30,14:00-18:30&opt=SET_WORKER_ID",
+        )
+        .await,
+        answer(200)
+    );
+    let ext = ext_801(&switch).await;
     assert_eq!(ext.worker_id.as_deref(), Some("41735"));
     assert_eq!(ext.department.as_deref(), Some("研发"));
     assert_eq!(ext.uname.as_deref(), Some("夏天"));
@@ -115,91 +111,55 @@ password = "secret801"
     )
     .await;
     assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
-    let ext = entities::repo::extensions::by_number(&switch.db, "801")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(ext.department.as_deref(), Some("研发二部"));
+    assert_eq!(
+        ext_801(&switch).await.department.as_deref(),
+        Some("研发二部")
+    );
     // Back to the value the checks below expect.
-    common::get(
+    common::callctrl(
         &switch,
-        "/bridge/callctrl?extnum=801&workerid=41735&department=%E7%A0%94%E5%8F%91&opt=SET_WORKER_ID",
+        "extnum=801&workerid=41735&department=%E7%A0%94%E5%8F%91&opt=SET_WORKER_ID",
     )
     .await;
     // Errors of that operation: unknown extension 404, missing parameter 400, bad hours 400.
-    assert_eq!(
-        common::get(
-            &switch,
-            "/bridge/callctrl?opt=SET_WORKER_ID&extnum=999&workerid=1"
-        )
-        .await,
-        (404, "404".into())
-    );
-    assert_eq!(
-        common::get(&switch, "/bridge/callctrl?opt=SET_WORKER_ID&extnum=801").await,
-        (400, "400".into())
-    );
-    assert_eq!(
-        common::get(
-            &switch,
-            "/bridge/callctrl?opt=SET_WORKER_ID&extnum=801&workerid=1&officehours=18:00-9:00"
-        )
-        .await,
-        (400, "400".into())
-    );
+    for (query, status) in [
+        ("opt=SET_WORKER_ID&extnum=999&workerid=1", 404),
+        ("opt=SET_WORKER_ID&extnum=801", 400),
+        (
+            "opt=SET_WORKER_ID&extnum=801&workerid=1&officehours=18:00-9:00",
+            400,
+        ),
+    ] {
+        assert_eq!(
+            common::callctrl(&switch, query).await,
+            answer(status),
+            "{query}"
+        );
+    }
     // The same over POST with a form body (D-3), raw UTF-8 in the form.
-    let resp = common::http()
-        .post(common::url(&switch, "/bridge/callctrl"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("opt=SET_EXT_OUT_CALL_DSPLAY&extnum=801&channel=2001&dspnum=02887654321")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    assert_eq!(resp.text().await.unwrap(), "200");
-    let resp = common::http()
-        .post(common::url(&switch, "/bridge/callctrl"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("opt=NOPE")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.text().await.unwrap(), "606");
-    let resp = common::http()
-        .post(common::url(&switch, "/bridge/callctrl"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("extnum=801")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 400);
+    for (form, want) in [
+        (
+            "opt=SET_EXT_OUT_CALL_DSPLAY&extnum=801&channel=2001&dspnum=02887654321",
+            answer(200),
+        ),
+        ("opt=NOPE", (200, "606".into())),
+        ("extnum=801", answer(400)),
+    ] {
+        assert_eq!(
+            common::post_form(&switch, "/bridge/callctrl", form).await,
+            want,
+            "{form}"
+        );
+    }
     // Direct callback and pop-up URL (set then delete).
-    assert_eq!(
-        common::get(
-            &switch,
-            "/bridge/callctrl?extnum=801&offon=true&opt=SET_EXT_DIRECT_CALL_BACK"
-        )
-        .await
-        .1,
-        "200"
-    );
-    assert_eq!(
-        common::get(
-            &switch,
-            "/bridge/callctrl?extnum=801&offon=maybe&opt=SET_EXT_DIRECT_CALL_BACK"
-        )
-        .await
-        .1,
-        "400"
-    );
-    assert_eq!(
-        common::get(&switch, "/bridge/callctrl?opt=SET_CALLS_POP_UP_URL&extnum=801&urltype=http&domain=127.0.0.1&port=12120&path=srvlt/abc&extend=abc").await.1,
-        "200"
-    );
-    let ext = entities::repo::extensions::by_number(&switch.db, "801")
-        .await
-        .unwrap()
-        .unwrap();
+    for (query, status) in [
+        ("extnum=801&offon=true&opt=SET_EXT_DIRECT_CALL_BACK", 200),
+        ("extnum=801&offon=maybe&opt=SET_EXT_DIRECT_CALL_BACK", 400),
+        ("opt=SET_CALLS_POP_UP_URL&extnum=801&urltype=http&domain=127.0.0.1&port=12120&path=srvlt/abc&extend=abc", 200),
+    ] {
+        assert_eq!(common::callctrl(&switch, query).await, answer(status), "{query}");
+    }
+    let ext = ext_801(&switch).await;
     assert_eq!(ext.out_channel.as_deref(), Some("2001"));
     assert_eq!(ext.out_display_number.as_deref(), Some("02887654321"));
     assert!(ext.direct_callback);
@@ -208,50 +168,52 @@ password = "secret801"
         Some("http://127.0.0.1:12120/srvlt/abc?extend=abc")
     );
     assert_eq!(
-        common::get(
-            &switch,
-            "/bridge/callctrl?opt=SET_CALLS_POP_UP_URL&extnum=801"
-        )
-        .await
-        .1,
-        "200"
+        common::callctrl(&switch, "opt=SET_CALLS_POP_UP_URL&extnum=801").await,
+        answer(200)
     );
-    let ext = entities::repo::extensions::by_number(&switch.db, "801")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(ext.screen_pop_url, None);
+    assert_eq!(ext_801(&switch).await.screen_pop_url, None);
     switch.stop().await.unwrap();
+}
+
+/// POST `path` (admin API) with `body`: (status, JSON answer).
+async fn post(switch: &Switch, path: &str, body: Value) -> (u16, Value) {
+    common::api(switch, Method::POST, path, Some(&body)).await
+}
+
+/// PUT `path` (admin API) with `body`: (status, JSON answer).
+async fn put(switch: &Switch, path: &str, body: Value) -> (u16, Value) {
+    common::api(switch, Method::PUT, path, Some(&body)).await
+}
+
+/// GET `path` (admin API): (status, JSON answer).
+async fn fetch(switch: &Switch, path: &str) -> (u16, Value) {
+    common::api(switch, Method::GET, path, None).await
 }
 
 #[actix_rt::test]
 async fn admin_api_crud_with_validation() {
     let dir = tempfile::tempdir().unwrap();
     let switch = common::start(dir.path(), "").await;
-    let http = common::http();
-    let url = |p: &str| common::url(&switch, p);
 
     // A group first, then an extension in it.
-    let resp = http
-        .post(url("/api/v1/groups"))
-        .json(&json!({"number": "3003", "name": "Sales", "strategy": "longest-idle"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 201);
-    let group: Value = resp.json().await.unwrap();
+    let (status, group) = post(
+        &switch,
+        "/api/v1/groups",
+        json!({"number": "3003", "name": "Sales", "strategy": "longest-idle"}),
+    )
+    .await;
+    assert_eq!(status, 201);
     assert_eq!(group["number"], "3003");
 
     // The switch learns of admin changes at once: unknown before, challenged after.
     assert_eq!(common::register_status(&switch, "801").await, 404);
-    let resp = http
-        .post(url("/api/v1/extensions"))
-        .json(&json!({"number": "801", "password": "s3cret", "name": "Alice", "groups": ["3003"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 201);
-    let ext: Value = resp.json().await.unwrap();
+    let (status, ext) = post(
+        &switch,
+        "/api/v1/extensions",
+        json!({"number": "801", "password": "s3cret", "name": "Alice", "groups": ["3003"]}),
+    )
+    .await;
+    assert_eq!(status, 201);
     assert_eq!(ext["number"], "801");
     assert_eq!(common::register_status(&switch, "801").await, 401);
     assert!(
@@ -261,77 +223,61 @@ async fn admin_api_crud_with_validation() {
     let id = ext["id"].as_i64().unwrap();
 
     // Validation errors name the field.
-    for (body, field) in [
-        (json!({"number": "80a1"}), "number"),
-        (json!({"name": "no number"}), "number"),
-        (json!({"number": "802", "groups": ["9999"]}), "groups"),
-        (json!({"number": "803", "supervisor": "yes"}), "supervisor"),
+    for (collection, body, field) in [
+        ("extensions", json!({"number": "80a1"}), "number"),
+        ("extensions", json!({"name": "no number"}), "number"),
+        (
+            "extensions",
+            json!({"number": "802", "groups": ["9999"]}),
+            "groups",
+        ),
+        (
+            "extensions",
+            json!({"number": "803", "supervisor": "yes"}),
+            "supervisor",
+        ),
+        (
+            "groups",
+            json!({"number": "3004", "strategy": "fastest"}),
+            "strategy",
+        ),
+        (
+            "access_numbers",
+            json!({"number": "1000", "target": "pizza:1"}),
+            "target",
+        ),
+        (
+            "trunks",
+            json!({"name": "2001", "host": "not an address"}),
+            "host",
+        ),
     ] {
-        let resp = http
-            .post(url("/api/v1/extensions"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status().as_u16(), 400, "{body}");
-        let err: Value = resp.json().await.unwrap();
-        assert_eq!(err["field"], field, "{body} → {err}");
+        let path = format!("/api/v1/{collection}");
+        let (status, err) = post(&switch, &path, body.clone()).await;
+        assert_eq!(status, 400, "{path} {body}");
+        assert_eq!(err["field"], field, "{path} {body} → {err}");
     }
-    let resp = http
-        .post(url("/api/v1/groups"))
-        .json(&json!({"number": "3004", "strategy": "fastest"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 400);
-    assert_eq!(resp.json::<Value>().await.unwrap()["field"], "strategy");
-    let resp = http
-        .post(url("/api/v1/access_numbers"))
-        .json(&json!({"number": "1000", "target": "pizza:1"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 400);
-    assert_eq!(resp.json::<Value>().await.unwrap()["field"], "target");
-    let resp = http
-        .post(url("/api/v1/trunks"))
-        .json(&json!({"name": "2001", "host": "not an address"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 400);
-    assert_eq!(resp.json::<Value>().await.unwrap()["field"], "host");
     // Duplicates conflict.
-    let resp = http
-        .post(url("/api/v1/extensions"))
-        .json(&json!({"number": "801"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 409);
+    let (status, _) = post(&switch, "/api/v1/extensions", json!({"number": "801"})).await;
+    assert_eq!(status, 409);
 
     // Read, list, update, delete; unknown ids 404.
-    let resp = http
-        .get(url(&format!("/api/v1/extensions/{id}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    let resp = http.get(url("/api/v1/extensions")).send().await.unwrap();
-    assert_eq!(resp.json::<Vec<Value>>().await.unwrap().len(), 1);
-    let resp = http
-        .put(url(&format!("/api/v1/extensions/{id}")))
-        .json(&json!({"number": "801", "name": "Alice B.", "password": "n3w"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    assert_eq!(resp.json::<Value>().await.unwrap()["name"], "Alice B.");
+    let ext_url = format!("/api/v1/extensions/{id}");
+    assert_eq!(fetch(&switch, &ext_url).await.0, 200);
+    let (_, listed) = fetch(&switch, "/api/v1/extensions").await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    let (status, updated) = put(
+        &switch,
+        &ext_url,
+        json!({"number": "801", "name": "Alice B.", "password": "n3w"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(updated["name"], "Alice B.");
 
     // Recording overrides round-trip: absent → null; PUT sets, changes and clears them.
     assert_eq!(ext.get("recording"), Some(&Value::Null), "{ext}");
     assert_eq!(group.get("recording"), Some(&Value::Null), "{group}");
-    let ext_url = url(&format!("/api/v1/extensions/{id}"));
     for (body, want) in [
         (
             json!({"number": "801", "name": "Alice B.", "recording": false}),
@@ -351,113 +297,59 @@ async fn admin_api_crud_with_validation() {
             json!(false),
         ),
     ] {
-        let resp = http.put(&ext_url).json(&body).send().await.unwrap();
-        assert_eq!(resp.status().as_u16(), 200, "{body}");
-        let put: Value = resp.json().await.unwrap();
-        assert_eq!(put["recording"], want, "PUT {body} → {put}");
-        let got: Value = http
-            .get(&ext_url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (status, stored) = put(&switch, &ext_url, body.clone()).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(stored["recording"], want, "PUT {body} → {stored}");
+        let (_, got) = fetch(&switch, &ext_url).await;
         assert_eq!(
             got.get("recording"),
             Some(&want),
             "GET after {body} → {got}"
         );
     }
-    let listed: Vec<Value> = http
-        .get(url("/api/v1/extensions"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(listed[0]["recording"], false, "{listed:?}");
-    let resp = http
-        .put(&ext_url)
-        .json(&json!({"number": "801", "recording": "yes"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 400);
-    assert_eq!(resp.json::<Value>().await.unwrap()["field"], "recording");
-    let resp = http
-        .post(url("/api/v1/groups"))
-        .json(&json!({"number": "3005", "name": "Quality", "recording": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 201);
-    let quality: Value = resp.json().await.unwrap();
+    let (_, listed) = fetch(&switch, "/api/v1/extensions").await;
+    assert_eq!(listed[0]["recording"], false, "{listed}");
+    let (status, err) = put(
+        &switch,
+        &ext_url,
+        json!({"number": "801", "recording": "yes"}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(err["field"], "recording");
+    let (status, quality) = post(
+        &switch,
+        "/api/v1/groups",
+        json!({"number": "3005", "name": "Quality", "recording": true}),
+    )
+    .await;
+    assert_eq!(status, 201);
     assert_eq!(quality["recording"], true, "{quality}");
-    let quality_url = url(&format!("/api/v1/groups/{}", quality["id"]));
-    let resp = http
-        .put(&quality_url)
-        .json(&json!({"number": "3005", "name": "Quality", "record": false}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    let got: Value = http
-        .get(&quality_url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let quality_url = format!("/api/v1/groups/{}", quality["id"]);
+    let (status, _) = put(
+        &switch,
+        &quality_url,
+        json!({"number": "3005", "name": "Quality", "record": false}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, got) = fetch(&switch, &quality_url).await;
     assert_eq!(got["recording"], false, "{got}");
-    assert_eq!(
-        http.get(url("/api/v1/extensions/99999"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        404
-    );
-    assert_eq!(
-        http.put(url("/api/v1/extensions/99999"))
-            .json(&json!({"number": "805"}))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        404
-    );
-    assert_eq!(
-        http.get(url("/api/v1/extensions/abc"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        400
-    );
-    assert_eq!(
-        http.delete(url(&format!("/api/v1/extensions/{id}")))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        204
-    );
-    assert_eq!(
-        http.delete(url(&format!("/api/v1/extensions/{id}")))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        404
-    );
+    for (method, path, body, want) in [
+        (Method::GET, "/api/v1/extensions/99999", None, 404),
+        (
+            Method::PUT,
+            "/api/v1/extensions/99999",
+            Some(json!({"number": "805"})),
+            404,
+        ),
+        (Method::GET, "/api/v1/extensions/abc", None, 400),
+        (Method::DELETE, &ext_url, None, 204),
+        (Method::DELETE, &ext_url, None, 404),
+    ] {
+        let (status, _) = common::api(&switch, method.clone(), path, body.as_ref()).await;
+        assert_eq!(status, want, "{method} {path}");
+    }
     assert_eq!(
         common::register_status(&switch, "801").await,
         404,
@@ -465,30 +357,21 @@ async fn admin_api_crud_with_validation() {
     );
 
     // Trunks and access numbers round-trip.
-    let resp = http
-        .post(url("/api/v1/trunks"))
-        .json(&json!({"name": "2001", "host": "127.0.0.1:5080", "default": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 201);
-    let resp = http
-        .post(url("/api/v1/access_numbers"))
-        .json(&json!({"number": "1000", "target": "group:3003"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 201);
+    for (path, body) in [
+        (
+            "/api/v1/trunks",
+            json!({"name": "2001", "host": "127.0.0.1:5080", "default": true}),
+        ),
+        (
+            "/api/v1/access_numbers",
+            json!({"number": "1000", "target": "group:3003"}),
+        ),
+    ] {
+        assert_eq!(post(&switch, path, body).await.0, 201, "{path}");
+    }
 
     // The OpenAPI document describes every collection.
-    let doc: Value = http
-        .get(url("/api/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, doc) = fetch(&switch, "/api/v1/openapi.json").await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     for schema in ["ExtensionInput", "Extension", "GroupInput", "Group"] {
         let recording = &doc["components"]["schemas"][schema]["properties"]["recording"];
@@ -622,44 +505,33 @@ fn cli_help_and_bad_config() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[sip]\nlisten = \"not-an-address\"\n").unwrap();
-    let out = binary()
-        .args(["serve", "--config"])
-        .arg(&bad)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("sip.listen") && err.contains("not-an-address"),
-        "{err}"
+    refused(
+        binary().args(["serve", "--config"]).arg(&bad),
+        &["sip.listen", "not-an-address"],
     );
-
-    let out = binary()
-        .env("CTISWITCH_MEDIA_RTP_PORTS", "9-1")
-        .arg("migrate")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("media.rtp_ports"));
-
-    let out = binary()
-        .arg("--config")
-        .arg(dir.path().join("missing.toml"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
-
-    let out = binary().arg("frobnicate").output().unwrap();
-    assert!(!out.status.success());
+    refused(
+        binary()
+            .env("CTISWITCH_MEDIA_RTP_PORTS", "9-1")
+            .arg("migrate"),
+        &["media.rtp_ports"],
+    );
+    refused(
+        binary()
+            .arg("--config")
+            .arg(dir.path().join("missing.toml")),
+        &["missing.toml"],
+    );
+    refused(binary().arg("frobnicate"), &[]);
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Runs `cmd`, which must fail with a message naming each of `words` on stderr.
+fn refused(cmd: &mut Command, words: &[&str]) {
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success(), "{cmd:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    for word in words {
+        assert!(err.contains(word), "{cmd:?}: {word} in {err}");
+    }
 }
 
 /// The binary with no config file (as `make run` starts it) migrates, serves /health and
@@ -667,8 +539,8 @@ fn free_port() -> u16 {
 #[test]
 fn binary_serves_without_config_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let http_port = free_port();
-    let sip_port = free_port();
+    let http_port = common::sipp::free_port();
+    let sip_port = common::sipp::free_port();
     let migrate = binary()
         .current_dir(dir.path())
         .arg("migrate")

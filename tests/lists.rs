@@ -4,21 +4,11 @@
 
 mod common;
 
+use common::percent_encode as encode;
+use ctiswitch::Switch;
 use serde_json::{json, Value};
 
 const HOUR_MS: i64 = 3_600_000;
-
-/// Percent-encodes everything but unreserved characters (as `encodeURIComponent` does).
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
 
 /// `yyyy-MM-dd HH:mm:ss`.
 fn is_manual_datetime(text: &str) -> bool {
@@ -33,26 +23,18 @@ fn is_manual_datetime(text: &str) -> bool {
 }
 
 /// GET `/bridge/jsoncfg?opt=<opt>&json=<percent-encoded json>`.
-async fn jsoncfg(switch: &ctiswitch::Switch, opt: &str, json: &str) -> (u16, String) {
+async fn jsoncfg(switch: &Switch, opt: &str, json: &str) -> (u16, String) {
     let encoded = encode(json);
-    common::get(switch, &format!("/bridge/jsoncfg?opt={opt}&json={encoded}")).await
+    common::jsoncfg(switch, &format!("opt={opt}&json={encoded}")).await
 }
 
-/// POST an `application/x-www-form-urlencoded` body to `/bridge/jsoncfg`.
-async fn post_form(switch: &ctiswitch::Switch, query: &str, body: &str) -> (u16, String) {
-    let resp = common::http()
-        .post(common::url(switch, &format!("/bridge/jsoncfg{query}")))
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(body.to_owned())
-        .send()
-        .await
-        .expect("POST");
-    let status = resp.status().as_u16();
-    (status, resp.text().await.expect("body"))
+/// POST an `application/x-www-form-urlencoded` body to `/bridge/jsoncfg<query>`.
+async fn post_form(switch: &Switch, query: &str, body: &str) -> (u16, String) {
+    common::post_form(switch, &format!("/bridge/jsoncfg{query}"), body).await
 }
 
 /// A query answer: status 200, `application/json;charset=UTF-8`, parsed.
-async fn query(switch: &ctiswitch::Switch, opt: &str, condition: &str) -> Value {
+async fn query(switch: &Switch, opt: &str, condition: &str) -> Value {
     let encoded = encode(condition);
     let resp = common::http()
         .get(common::url(
@@ -85,38 +67,35 @@ fn bad() -> (u16, String) {
     (400, "400".into())
 }
 
+async fn vip_level(switch: &Switch, number: &str) -> u32 {
+    entities::repo::vip::level(&switch.db, number)
+        .await
+        .unwrap()
+}
+
 #[actix_rt::test]
 async fn blacklist_over_http() {
     let dir = tempfile::tempdir().unwrap();
     let switch = common::start(dir.path(), "").await;
 
-    // 38.a, the manual's own URL form: a bare number.
-    assert_eq!(
-        common::get(
-            &switch,
-            "/bridge/jsoncfg?opt=BLACK_LIST_ADD&json=13500000001"
-        )
-        .await,
-        ok()
-    );
-    // Again: still 200, still one entry.
-    assert_eq!(
-        common::get(
-            &switch,
-            "/bridge/jsoncfg?opt=BLACK_LIST_ADD&json=13500000001"
-        )
-        .await,
-        ok()
-    );
+    // 38.a, the manual's own URL form: a bare number. Again: still 200, still one entry.
+    for _ in 0..2 {
+        assert_eq!(
+            common::jsoncfg(&switch, "opt=BLACK_LIST_ADD&json=13500000001").await,
+            ok()
+        );
+    }
     // A POST form, with and without opt in the query string; a number sent as a JSON string.
-    assert_eq!(
-        post_form(&switch, "", "opt=BLACK_LIST_ADD&json=13500000002").await,
-        ok()
-    );
-    assert_eq!(
-        post_form(&switch, "?opt=BLACK_LIST_ADD", "json=%2B8613500000003").await,
-        ok()
-    );
+    for (query, form) in [
+        ("", "opt=BLACK_LIST_ADD&json=13500000002"),
+        ("?opt=BLACK_LIST_ADD", "json=%2B8613500000003"),
+    ] {
+        assert_eq!(
+            post_form(&switch, query, form).await,
+            ok(),
+            "{query} {form}"
+        );
+    }
     assert_eq!(jsoncfg(&switch, "BLACK_LIST_ADD", "\"*67#\"").await, ok());
     assert!(
         entities::repo::blacklist::is_listed_now(&switch.db, "+8613500000003")
@@ -133,50 +112,35 @@ async fn blacklist_over_http() {
         .await,
         (200, r#"["13500000001"]"#.into())
     );
-    // The manual's printed condition, lacking the quote before telnum.
-    assert_eq!(
-        query(
-            &switch,
-            "BLACK_LIST_QUERY",
-            r#"{"first":0,"maxResults":10,telnum":"13500000002"}"#
-        )
-        .await,
-        json!(["13500000002"])
-    );
-    // Everything, then pages by row offset.
     let all = json!(["13500000001", "13500000002", "+8613500000003", "*67#"]);
-    assert_eq!(
-        query(
-            &switch,
-            "BLACK_LIST_QUERY",
-            r#"{"first":0,"maxResults":10}"#
-        )
-        .await,
-        all
-    );
-    assert_eq!(query(&switch, "BLACK_LIST_QUERY", "{}").await, all);
-    assert_eq!(
-        query(&switch, "BLACK_LIST_QUERY", r#"{"first":1,"maxResults":2}"#).await,
-        json!(["13500000002", "+8613500000003"])
-    );
-    assert_eq!(
-        query(
-            &switch,
-            "BLACK_LIST_QUERY",
-            r#"{"first":"3","maxResults":"10","telnum":""}"#
-        )
-        .await,
-        json!(["*67#"])
-    );
-    assert_eq!(
-        query(
-            &switch,
-            "BLACK_LIST_QUERY",
-            r#"{"first":0,"maxResults":10,"telnum":"13999999999"}"#
-        )
-        .await,
-        json!([])
-    );
+    for (condition, want) in [
+        // The manual's printed condition, lacking the quote before telnum.
+        (
+            r#"{"first":0,"maxResults":10,telnum":"13500000002"}"#,
+            json!(["13500000002"]),
+        ),
+        // Everything, then pages by row offset.
+        (r#"{"first":0,"maxResults":10}"#, all.clone()),
+        ("{}", all.clone()),
+        (
+            r#"{"first":1,"maxResults":2}"#,
+            json!(["13500000002", "+8613500000003"]),
+        ),
+        (
+            r#"{"first":"3","maxResults":"10","telnum":""}"#,
+            json!(["*67#"]),
+        ),
+        (
+            r#"{"first":0,"maxResults":10,"telnum":"13999999999"}"#,
+            json!([]),
+        ),
+    ] {
+        assert_eq!(
+            query(&switch, "BLACK_LIST_QUERY", condition).await,
+            want,
+            "{condition}"
+        );
+    }
     // The query as a POST form.
     let (status, body) = post_form(
         &switch,
@@ -187,22 +151,12 @@ async fn blacklist_over_http() {
     assert_eq!((status, body.as_str()), (200, r#"["13500000001"]"#));
 
     // 38.b: remove, and remove again (idempotent).
-    assert_eq!(
-        common::get(
-            &switch,
-            "/bridge/jsoncfg?opt=BLACK_LIST_RMV&json=13500000001"
-        )
-        .await,
-        ok()
-    );
-    assert_eq!(
-        common::get(
-            &switch,
-            "/bridge/jsoncfg?opt=BLACK_LIST_RMV&json=13500000001"
-        )
-        .await,
-        ok()
-    );
+    for _ in 0..2 {
+        assert_eq!(
+            common::jsoncfg(&switch, "opt=BLACK_LIST_RMV&json=13500000001").await,
+            ok()
+        );
+    }
     assert_eq!(
         post_form(&switch, "", "opt=BLACK_LIST_RMV&json=13500000002").await,
         ok()
@@ -214,16 +168,9 @@ async fn blacklist_over_http() {
 
     // 400: missing, blank or bad json; bad numbers; malformed conditions.
     for opt in ["BLACK_LIST_ADD", "BLACK_LIST_RMV", "BLACK_LIST_QUERY"] {
-        assert_eq!(
-            common::get(&switch, &format!("/bridge/jsoncfg?opt={opt}")).await,
-            bad(),
-            "{opt}"
-        );
-        assert_eq!(
-            common::get(&switch, &format!("/bridge/jsoncfg?opt={opt}&json=")).await,
-            bad(),
-            "{opt}"
-        );
+        for query in [format!("opt={opt}"), format!("opt={opt}&json=")] {
+            assert_eq!(common::jsoncfg(&switch, &query).await, bad(), "{query}");
+        }
         assert_eq!(jsoncfg(&switch, opt, "   ").await, bad(), "{opt}");
     }
     for number in ["abc", "135-0000", "1 2", &"1".repeat(33), "\"135", "{}"] {
@@ -269,14 +216,7 @@ async fn blacklist_entries_expire_with_the_soft_parameter() {
     let switch = common::start(dir.path(), "").await;
     let db = &switch.db;
     for number in ["13600000001", "13600000002"] {
-        assert_eq!(
-            common::get(
-                &switch,
-                &format!("/bridge/jsoncfg?opt=BLACK_LIST_ADD&json={number}")
-            )
-            .await,
-            ok()
-        );
+        assert_eq!(jsoncfg(&switch, "BLACK_LIST_ADD", number).await, ok());
     }
     // Pretend the first was added 25 hours ago.
     let now = entities::db::now_ms();
@@ -310,11 +250,7 @@ async fn blacklist_entries_expire_with_the_soft_parameter() {
         .unwrap());
     // A second add refreshes the add time: blocked again.
     assert_eq!(
-        common::get(
-            &switch,
-            "/bridge/jsoncfg?opt=BLACK_LIST_ADD&json=13600000001"
-        )
-        .await,
+        jsoncfg(&switch, "BLACK_LIST_ADD", "13600000001").await,
         ok()
     );
     assert_eq!(query(&switch, "BLACK_LIST_QUERY", "{}").await, both);
@@ -322,21 +258,20 @@ async fn blacklist_entries_expire_with_the_soft_parameter() {
     entities::repo::blacklist::add_at(db, "13600000001", now - 25 * HOUR_MS)
         .await
         .unwrap();
-    entities::repo::settings::set(db, "blacklist.forbit.duration", "48")
-        .await
-        .unwrap();
-    assert_eq!(query(&switch, "BLACK_LIST_QUERY", "{}").await, both);
-    entities::repo::settings::set(db, "blacklist.forbit.duration", "1")
-        .await
-        .unwrap();
-    assert_eq!(
-        query(&switch, "BLACK_LIST_QUERY", "{}").await,
-        json!(["13600000002"])
-    );
-    entities::repo::settings::set(db, "blacklist.forbit.duration", "0")
-        .await
-        .unwrap();
-    assert_eq!(query(&switch, "BLACK_LIST_QUERY", "{}").await, both);
+    for (hours, want) in [
+        ("48", both.clone()),
+        ("1", json!(["13600000002"])),
+        ("0", both),
+    ] {
+        entities::repo::settings::set(db, "blacklist.forbit.duration", hours)
+            .await
+            .unwrap();
+        assert_eq!(
+            query(&switch, "BLACK_LIST_QUERY", "{}").await,
+            want,
+            "{hours} h"
+        );
+    }
 
     switch.stop().await.unwrap();
 }
@@ -348,19 +283,14 @@ async fn vip_list_over_http() {
 
     // 39.a, the manual's example URL (its raw space percent-encoded, as clients send it).
     assert_eq!(
-        common::get(
+        common::jsoncfg(
             &switch,
-            "/bridge/jsoncfg?opt=VIP_LIST_ADD&json=%7B%22telnum%22:%2213500000001%22,%22viplevel%22:5,%22des%22:%22vipcustomer%22,%22createtime%22:%222018-09-11%2015:28:02%22%7D"
+            "opt=VIP_LIST_ADD&json=%7B%22telnum%22:%2213500000001%22,%22viplevel%22:5,%22des%22:%22vipcustomer%22,%22createtime%22:%222018-09-11%2015:28:02%22%7D"
         )
         .await,
         ok()
     );
-    assert_eq!(
-        entities::repo::vip::level(&switch.db, "13500000001")
-            .await
-            .unwrap(),
-        5
-    );
+    assert_eq!(vip_level(&switch, "13500000001").await, 5);
     // viplevel as a numeric string; no des, no createtime; a POST form with UTF-8.
     assert_eq!(
         jsoncfg(
@@ -446,17 +376,12 @@ async fn vip_list_over_http() {
         query(&switch, "VIP_LIST_QUERY", r#"{"telnum":"13500000001"}"#).await,
         json!([{"telnum":"13500000001","viplevel":9,"des":"upgraded","createtime":"2019-01-01 08:00:00"}])
     );
-    assert_eq!(
-        entities::repo::vip::level(&switch.db, "13500000001")
-            .await
-            .unwrap(),
-        9
-    );
+    assert_eq!(vip_level(&switch, "13500000001").await, 9);
 
     // 39.b: remove, and remove again (idempotent); the level is back to 0.
     for _ in 0..2 {
         assert_eq!(
-            common::get(&switch, "/bridge/jsoncfg?opt=VIP_LIST_RMV&json=13500000001").await,
+            common::jsoncfg(&switch, "opt=VIP_LIST_RMV&json=13500000001").await,
             ok()
         );
     }
@@ -464,12 +389,7 @@ async fn vip_list_over_http() {
         post_form(&switch, "", "opt=VIP_LIST_RMV&json=13500000002").await,
         ok()
     );
-    assert_eq!(
-        entities::repo::vip::level(&switch.db, "13500000001")
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(vip_level(&switch, "13500000001").await, 0);
     let left = query(&switch, "VIP_LIST_QUERY", "{}").await;
     assert_eq!(left.as_array().unwrap().len(), 1);
     assert_eq!(left[0]["telnum"], "13500000003");
@@ -477,7 +397,7 @@ async fn vip_list_over_http() {
     // 400s.
     for opt in ["VIP_LIST_ADD", "VIP_LIST_RMV", "VIP_LIST_QUERY"] {
         assert_eq!(
-            common::get(&switch, &format!("/bridge/jsoncfg?opt={opt}")).await,
+            common::jsoncfg(&switch, &format!("opt={opt}")).await,
             bad(),
             "{opt}"
         );
@@ -511,12 +431,7 @@ async fn vip_list_over_http() {
             "{condition}"
         );
     }
-    assert_eq!(
-        entities::repo::vip::level(&switch.db, "13500000009")
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(vip_level(&switch, "13500000009").await, 0);
 
     // The blacklist and the VIP list are separate.
     assert_eq!(query(&switch, "BLACK_LIST_QUERY", "{}").await, json!([]));
