@@ -45,12 +45,7 @@ async fn query(switch: &Switch, opt: &str, condition: &str) -> Value {
         .await
         .expect("GET");
     assert_eq!(resp.status().as_u16(), 200, "{opt} {condition}");
-    let content_type = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let content_type = common::content_type(&resp);
     assert_eq!(
         content_type.to_ascii_lowercase().replace(' ', ""),
         "application/json;charset=utf-8"

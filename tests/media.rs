@@ -117,12 +117,7 @@ fn an_answered_call_is_recorded_caller_left_callee_right_and_downloadable() {
             async move {
                 let resp = client.get(url).send().await.expect("HTTP");
                 let status = resp.status().as_u16();
-                let ctype = resp
-                    .headers()
-                    .get("content-type")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_string();
+                let ctype = common::content_type(&resp);
                 (
                     status,
                     ctype,
@@ -180,22 +175,12 @@ fn extension_recording_settings_override_the_global_one() {
         (true, ("802", "p802"), false),
         (false, ("803", "p803"), true),
     ] {
+        // (An entry's own keys follow it.)
         let config = format!(
-            r#"
-[[extensions]]
-number = "801"
-password = "p801"
-[[extensions]]
-number = "802"
-password = "p802"
-recording = false
-[[extensions]]
-number = "803"
-password = "p803"
-recording = true
-[recording]
-enabled = {global}
-"#
+            "{}{}recording = false\n{}recording = true\n[recording]\nenabled = {global}\n",
+            common::extension("801", "p801", &[]),
+            common::extension("802", "p802", &[]),
+            common::extension("803", "p803", &[]),
         );
         common::with_switch(&config, |switch| async move {
             let (_, row) = call(&switch, callee, 1.0).await;
@@ -333,36 +318,28 @@ fn a_listen_only_member_is_heard_by_nobody_and_a_whisper_only_by_its_target() {
         let (r, ()) = tokio::join!(multi(&switch, "9000", "4", "2"), set_modes);
         pjsua::assert_no_errors(&r);
         // 801 (440 Hz) whispers to 802; 803 (1500 Hz) only listens.
-        assert!(
-            hears(&r, 1, 440) > 0.3,
-            "802 hears the whisper: {}",
-            r["phones"][1]
-        );
-        assert!(
-            hears(&r, 2, 440) < 0.05,
-            "803 does not hear the whisper: {}",
-            r["phones"][2]
-        );
-        assert!(
-            hears(&r, 0, 1500) < 0.05,
-            "801 does not hear the listener: {}",
-            r["phones"][0]
-        );
-        assert!(
-            hears(&r, 1, 1500) < 0.05,
-            "802 does not hear the listener: {}",
-            r["phones"][1]
-        );
-        assert!(
-            hears(&r, 2, 1000) > 0.5,
-            "the listener hears 802: {}",
-            r["phones"][2]
-        );
-        assert!(
-            hears(&r, 0, 1000) > 0.5,
-            "801 hears 802: {}",
-            r["phones"][0]
-        );
+        for (phone, freq, min, what) in [
+            (1, 440, 0.3, "802 hears the whisper"),
+            (2, 1000, 0.5, "the listener hears 802"),
+            (0, 1000, 0.5, "801 hears 802"),
+        ] {
+            assert!(
+                hears(&r, phone, freq) > min,
+                "{what}: {}",
+                r["phones"][phone]
+            );
+        }
+        for (phone, freq, what) in [
+            (2, 440, "803 does not hear the whisper"),
+            (0, 1500, "801 does not hear the listener"),
+            (1, 1500, "802 does not hear the listener"),
+        ] {
+            assert!(
+                hears(&r, phone, freq) < 0.05,
+                "{what}: {}",
+                r["phones"][phone]
+            );
+        }
         switch
     });
 }

@@ -132,6 +132,15 @@ pub async fn post_form(switch: &Switch, path: &str, body: &str) -> (u16, String)
     (status, resp.text().await.expect("body"))
 }
 
+/// The `Content-Type` of an HTTP answer ("" without one).
+pub fn content_type(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// `method path` on the admin REST API with an optional JSON body: the status and the JSON
 /// answer (`Null` when the answer is not JSON, e.g. the empty body of a 204).
 pub async fn api(

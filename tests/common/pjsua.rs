@@ -71,6 +71,14 @@ impl Checks {
         self.check(got == want, format!("{name} {got:?}, expected {want:?}"));
     }
 
+    /// Two moments of the run (seconds; checked when both are known) at most `max` apart.
+    pub fn together(&mut self, t1: Option<f64>, t2: Option<f64>, max: f64, what: &str) {
+        if let (Some(t1), Some(t2)) = (t1, t2) {
+            let apart = (t1 - t2).abs();
+            self.check(apart <= max, format!("{what} ({apart:.2} s apart)"));
+        }
+    }
+
     /// How a call ended, by its call-log row: its `state` and who hung up.
     pub fn ended(&mut self, row: &entities::calllog::Model, state: &str, hungupside: &str) {
         self.field("state", &row.state, state);
