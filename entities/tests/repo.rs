@@ -7,6 +7,7 @@ use entities::repo::{
     ExtensionInput, ExtensionPatch, GroupInput, MemberInput, TrunkInput,
 };
 use entities::{call_group::Strategy, extension::Presence, Error};
+use std::collections::HashMap;
 
 fn ext(number: &str) -> ExtensionInput {
     ExtensionInput {
@@ -17,12 +18,66 @@ fn ext(number: &str) -> ExtensionInput {
     }
 }
 
+/// [`ext`] in `groups`.
+fn ext_in(number: &str, groups: &[&str]) -> ExtensionInput {
+    ExtensionInput {
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+        ..ext(number)
+    }
+}
+
+/// [`ext`] with a recording override.
+fn ext_recording(number: &str, recording: Option<bool>) -> ExtensionInput {
+    ExtensionInput {
+        recording,
+        ..ext(number)
+    }
+}
+
 fn group(number: &str) -> GroupInput {
     GroupInput {
         number: number.into(),
         name: format!("Group {number}"),
         ..Default::default()
     }
+}
+
+/// [`group`] with a recording override.
+fn group_recording(number: &str, recording: Option<bool>) -> GroupInput {
+    GroupInput {
+        recording,
+        ..group(number)
+    }
+}
+
+fn member(extension: &str, priority: i32) -> MemberInput {
+    MemberInput {
+        extension: extension.into(),
+        priority,
+    }
+}
+
+/// A trunk reached at `host`.
+fn trunk(name: &str, host: &str) -> TrunkInput {
+    TrunkInput {
+        name: name.into(),
+        host: Some(host.into()),
+        ..Default::default()
+    }
+}
+
+/// A trunk that registers with `password`.
+fn account(name: &str, password: &str) -> TrunkInput {
+    TrunkInput {
+        name: name.into(),
+        password: Some(password.into()),
+        ..Default::default()
+    }
+}
+
+/// Recording overrides by number.
+fn overrides(entries: &[(&str, bool)]) -> HashMap<String, bool> {
+    entries.iter().map(|(n, r)| (n.to_string(), *r)).collect()
 }
 
 #[track_caller]
@@ -222,20 +277,8 @@ async fn extension_validation() {
                 },
                 "out_display_number",
             ),
-            (
-                ExtensionInput {
-                    groups: vec!["30x".into()],
-                    ..ext("801")
-                },
-                "groups",
-            ),
-            (
-                ExtensionInput {
-                    groups: vec!["3003".into(), "3003".into()],
-                    ..ext("801")
-                },
-                "groups",
-            ),
+            (ext_in("801", &["30x"]), "groups"),
+            (ext_in("801", &["3003", "3003"]), "groups"),
             (
                 ExtensionInput {
                     name: "x".repeat(129),
@@ -249,14 +292,7 @@ async fn extension_validation() {
         }
         // Unknown group → Invalid naming `groups`, and nothing is written.
         assert_invalid(
-            extensions::create(
-                db,
-                ExtensionInput {
-                    groups: vec!["3999".into()],
-                    ..ext("801")
-                },
-            )
-            .await,
+            extensions::create(db, ext_in("801", &["3999"])).await,
             "groups",
         );
         assert!(
@@ -271,42 +307,23 @@ async fn membership_from_both_sides() {
     on_each_db!(|db, kind| {
         let sales = groups::create(db, group("3003")).await.unwrap();
         let support = groups::create(db, group("3004")).await.unwrap();
-        let a = extensions::create(
-            db,
-            ExtensionInput {
-                groups: vec!["3003".into(), "3004".into()],
-                ..ext("801")
-            },
-        )
-        .await
-        .unwrap();
+        let a = extensions::create(db, ext_in("801", &["3003", "3004"]))
+            .await
+            .unwrap();
         assert_eq!(
             extensions::group_numbers(db, a.id).await.unwrap(),
             ["3003", "3004"]
         );
-        let b = extensions::create(
-            db,
-            ExtensionInput {
-                groups: vec!["3003".into()],
-                ..ext("802")
-            },
-        )
-        .await
-        .unwrap();
+        let b = extensions::create(db, ext_in("802", &["3003"]))
+            .await
+            .unwrap();
         let m = groups::members(db, sales.id).await.unwrap();
         assert_eq!(m.len(), 2, "[{kind}]");
 
         // The extension's list is its whole membership.
-        extensions::update(
-            db,
-            a.id,
-            ExtensionInput {
-                groups: vec!["3004".into()],
-                ..ext("801")
-            },
-        )
-        .await
-        .unwrap();
+        extensions::update(db, a.id, ext_in("801", &["3004"]))
+            .await
+            .unwrap();
         assert_eq!(extensions::group_numbers(db, a.id).await.unwrap(), ["3004"]);
 
         // A group's members list (when given) is its whole membership, with priorities.
@@ -314,16 +331,7 @@ async fn membership_from_both_sides() {
             db,
             sales.id,
             GroupInput {
-                members: Some(vec![
-                    MemberInput {
-                        extension: "801".into(),
-                        priority: 1,
-                    },
-                    MemberInput {
-                        extension: "802".into(),
-                        priority: 5,
-                    },
-                ]),
+                members: Some(vec![member("801", 1), member("802", 5)]),
                 ..group("3003")
             },
         )
@@ -353,10 +361,7 @@ async fn membership_from_both_sides() {
                 db,
                 sales.id,
                 GroupInput {
-                    members: Some(vec![MemberInput {
-                        extension: "899".into(),
-                        priority: 0,
-                    }]),
+                    members: Some(vec![member("899", 0)]),
                     ..group("3003")
                 },
             )
@@ -372,121 +377,74 @@ async fn membership_from_both_sides() {
     });
 }
 
+/// The extensions' and the groups' recording overrides are exactly these.
+async fn assert_overrides(
+    db: &sea_orm::DatabaseConnection,
+    kind: &str,
+    exts: &[(&str, bool)],
+    grps: &[(&str, bool)],
+) {
+    assert_eq!(
+        extensions::recording_overrides(db).await.unwrap(),
+        overrides(exts),
+        "[{kind}] extensions"
+    );
+    assert_eq!(
+        groups::recording_overrides(db).await.unwrap(),
+        overrides(grps),
+        "[{kind}] groups"
+    );
+}
+
 #[tokio::test]
 async fn recording_overrides() {
     on_each_db!(|db, kind| {
-        assert!(extensions::recording_overrides(db)
-            .await
-            .unwrap()
-            .is_empty());
-        assert!(groups::recording_overrides(db).await.unwrap().is_empty());
+        assert_overrides(db, kind, &[], &[]).await;
 
-        let sales = groups::create(
-            db,
-            GroupInput {
-                recording: Some(true),
-                ..group("3003")
-            },
-        )
-        .await
-        .unwrap();
+        let sales = groups::create(db, group_recording("3003", Some(true)))
+            .await
+            .unwrap();
         assert_eq!(sales.recording, Some(true), "[{kind}]");
-        let quiet = groups::create(
-            db,
-            GroupInput {
-                recording: Some(false),
-                ..group("3004")
-            },
-        )
-        .await
-        .unwrap();
+        let quiet = groups::create(db, group_recording("3004", Some(false)))
+            .await
+            .unwrap();
         groups::create(db, group("3005")).await.unwrap();
-        let a = extensions::create(
-            db,
-            ExtensionInput {
-                recording: Some(false),
-                ..ext("801")
-            },
-        )
-        .await
-        .unwrap();
+        let a = extensions::create(db, ext_recording("801", Some(false)))
+            .await
+            .unwrap();
         assert_eq!(a.recording, Some(false), "[{kind}]");
-        extensions::create(
-            db,
-            ExtensionInput {
-                recording: Some(true),
-                ..ext("802")
-            },
-        )
-        .await
-        .unwrap();
+        extensions::create(db, ext_recording("802", Some(true)))
+            .await
+            .unwrap();
         let c = extensions::create(db, ext("803")).await.unwrap();
         assert_eq!(
             c.recording, None,
             "[{kind}] absent: follow the wider setting"
         );
-
-        let want_ext: std::collections::HashMap<String, bool> =
-            [("801".to_owned(), false), ("802".to_owned(), true)].into();
-        assert_eq!(
-            extensions::recording_overrides(db).await.unwrap(),
-            want_ext,
-            "[{kind}]"
-        );
-        let want_groups: std::collections::HashMap<String, bool> =
-            [("3003".to_owned(), true), ("3004".to_owned(), false)].into();
-        assert_eq!(
-            groups::recording_overrides(db).await.unwrap(),
-            want_groups,
-            "[{kind}]"
-        );
+        assert_overrides(
+            db,
+            kind,
+            &[("801", false), ("802", true)],
+            &[("3003", true), ("3004", false)],
+        )
+        .await;
 
         // Update replaces the override: None clears it, Some sets it; unchanged is a no-op.
         let a2 = extensions::update(db, a.id, ext("801")).await.unwrap();
         assert_eq!(a2.recording, None, "[{kind}]");
-        let c2 = extensions::update(
-            db,
-            c.id,
-            ExtensionInput {
-                recording: Some(true),
-                ..ext("803")
-            },
-        )
-        .await
-        .unwrap();
+        let c2 = extensions::update(db, c.id, ext_recording("803", Some(true)))
+            .await
+            .unwrap();
         assert_eq!(c2.recording, Some(true), "[{kind}]");
-        let c3 = extensions::update(
-            db,
-            c.id,
-            ExtensionInput {
-                recording: Some(true),
-                ..ext("803")
-            },
-        )
-        .await
-        .unwrap();
+        let c3 = extensions::update(db, c.id, ext_recording("803", Some(true)))
+            .await
+            .unwrap();
         assert_eq!(c3, c2, "[{kind}] same input: row untouched");
-        let q2 = groups::update(
-            db,
-            quiet.id,
-            GroupInput {
-                recording: None,
-                ..group("3004")
-            },
-        )
-        .await
-        .unwrap();
+        let q2 = groups::update(db, quiet.id, group_recording("3004", None))
+            .await
+            .unwrap();
         assert_eq!(q2.recording, None, "[{kind}]");
-        assert_eq!(
-            extensions::recording_overrides(db).await.unwrap(),
-            [("802".to_owned(), true), ("803".to_owned(), true)].into(),
-            "[{kind}]"
-        );
-        assert_eq!(
-            groups::recording_overrides(db).await.unwrap(),
-            [("3003".to_owned(), true)].into(),
-            "[{kind}]"
-        );
+        assert_overrides(db, kind, &[("802", true), ("803", true)], &[("3003", true)]).await;
 
         // Patches (compat API) leave the override alone.
         let c4 = extensions::patch(
@@ -504,12 +462,7 @@ async fn recording_overrides() {
         // A deleted row takes its override with it.
         extensions::delete(db, c.id).await.unwrap();
         groups::delete(db, sales.id).await.unwrap();
-        assert_eq!(
-            extensions::recording_overrides(db).await.unwrap(),
-            [("802".to_owned(), true)].into(),
-            "[{kind}]"
-        );
-        assert!(groups::recording_overrides(db).await.unwrap().is_empty());
+        assert_overrides(db, kind, &[("802", true)], &[]).await;
     });
 }
 
@@ -619,16 +572,7 @@ async fn groups_crud() {
             ),
             (
                 GroupInput {
-                    members: Some(vec![
-                        MemberInput {
-                            extension: "801".into(),
-                            priority: 0,
-                        },
-                        MemberInput {
-                            extension: "801".into(),
-                            priority: 1,
-                        },
-                    ]),
+                    members: Some(vec![member("801", 0), member("801", 1)]),
                     ..group("3010")
                 },
                 "members[1].extension",
@@ -647,10 +591,8 @@ async fn trunks_crud() {
         let gw = trunks::create(
             db,
             TrunkInput {
-                name: "2001".into(),
-                host: Some("127.0.0.1:5080".into()),
                 default: true,
-                ..Default::default()
+                ..trunk("2001", "127.0.0.1:5080")
             },
         )
         .await
@@ -661,10 +603,8 @@ async fn trunks_crud() {
         let reg = trunks::create(
             db,
             TrunkInput {
-                name: "carrier-b".into(),
-                password: Some("s3cret".into()),
                 allow_transit: true,
-                ..Default::default()
+                ..account("carrier-b", "s3cret")
             },
         )
         .await
@@ -683,10 +623,8 @@ async fn trunks_crud() {
             db,
             reg.id,
             TrunkInput {
-                name: "carrier-b".into(),
-                password: Some("s3cret".into()),
                 default: true,
-                ..Default::default()
+                ..account("carrier-b", "s3cret")
             },
         )
         .await
@@ -696,41 +634,12 @@ async fn trunks_crud() {
         assert!(!trunks::get(db, gw.id).await.unwrap().unwrap().is_default);
         assert_eq!(trunks::default_trunk(db).await.unwrap().unwrap().id, reg.id);
 
-        assert_conflict(
-            trunks::create(
-                db,
-                TrunkInput {
-                    name: "2001".into(),
-                    host: Some("10.0.0.1:5060".into()),
-                    ..Default::default()
-                },
-            )
-            .await,
-            "name",
-        );
-        assert_conflict(
-            trunks::update(
-                db,
-                reg.id,
-                TrunkInput {
-                    name: "2001".into(),
-                    host: Some("10.0.0.1:5060".into()),
-                    ..Default::default()
-                },
-            )
-            .await,
-            "name",
-        );
+        let taken = trunk("2001", "10.0.0.1:5060");
+        assert_conflict(trunks::create(db, taken.clone()).await, "name");
+        assert_conflict(trunks::update(db, reg.id, taken).await, "name");
         for (input, field) in [
             (TrunkInput::default(), "name"),
-            (
-                TrunkInput {
-                    name: "bad name".into(),
-                    host: Some("1.2.3.4:5060".into()),
-                    ..Default::default()
-                },
-                "name",
-            ),
+            (trunk("bad name", "1.2.3.4:5060"), "name"),
             (
                 TrunkInput {
                     name: "t".into(),
@@ -738,54 +647,19 @@ async fn trunks_crud() {
                 },
                 "host",
             ),
-            (
-                TrunkInput {
-                    name: "t".into(),
-                    host: Some("1.2.3.4".into()),
-                    ..Default::default()
-                },
-                "host",
-            ),
-            (
-                TrunkInput {
-                    name: "t".into(),
-                    host: Some("gw.example.com:99999".into()),
-                    ..Default::default()
-                },
-                "host",
-            ),
-            (
-                TrunkInput {
-                    name: "t".into(),
-                    password: Some("".into()),
-                    ..Default::default()
-                },
-                "password",
-            ),
+            (trunk("t", "1.2.3.4"), "host"),
+            (trunk("t", "gw.example.com:99999"), "host"),
+            (account("t", ""), "password"),
         ] {
             assert_invalid(trunks::create(db, input).await, field);
         }
-        assert!(trunks::create(
-            db,
-            TrunkInput {
-                name: "by-name".into(),
-                host: Some("gw.example.com:5060".into()),
-                ..Default::default()
-            },
-        )
-        .await
-        .is_ok());
+        assert!(trunks::create(db, trunk("by-name", "gw.example.com:5060"))
+            .await
+            .is_ok());
         // Names compare case-sensitively on every database (MySQL tables use utf8mb4_bin).
-        let upper = trunks::create(
-            db,
-            TrunkInput {
-                name: "BY-NAME".into(),
-                host: Some("gw.example.com:5060".into()),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+        let upper = trunks::create(db, trunk("BY-NAME", "gw.example.com:5060"))
+            .await
+            .unwrap();
         assert_eq!(
             trunks::by_name(db, "BY-NAME").await.unwrap().unwrap().id,
             upper.id
@@ -941,29 +815,9 @@ async fn one_numbering_plan() {
         );
         assert_conflict(extensions::create(db, ext("3003")).await, "number");
         // A trunk may not be named like an extension (same SIP account)...
-        assert_conflict(
-            trunks::create(
-                db,
-                TrunkInput {
-                    name: "801".into(),
-                    password: Some("x".into()),
-                    ..Default::default()
-                },
-            )
-            .await,
-            "name",
-        );
+        assert_conflict(trunks::create(db, account("801", "x")).await, "name");
         // ... and the other way round.
-        trunks::create(
-            db,
-            TrunkInput {
-                name: "2001".into(),
-                password: Some("x".into()),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+        trunks::create(db, account("2001", "x")).await.unwrap();
         assert_conflict(extensions::create(db, ext("2001")).await, "number");
         // But a group may be numbered like a trunk.
         groups::create(db, group("2001")).await.unwrap();
