@@ -127,20 +127,16 @@ async fn calllog_batch_round_trip() {
         assert_eq!(found.cname, "张三");
         assert!(found.record.len() > 1024, "[{kind}] long notes fit");
         // The %40 form of the manual's examples, and the click-to-call id, find it too.
-        assert_eq!(
-            logs::by_callid(db, "105652437424950-326581766720130%40192.168.3.9")
-                .await
-                .unwrap()
-                .map(|m| m.id),
-            Some(found.id)
-        );
-        assert_eq!(
-            logs::by_callid(db, "0123456789")
-                .await
-                .unwrap()
-                .map(|m| m.id),
-            Some(found.id)
-        );
+        for callid in [
+            "105652437424950-326581766720130%40192.168.3.9",
+            "0123456789",
+        ] {
+            assert_eq!(
+                logs::by_callid(db, callid).await.unwrap().map(|m| m.id),
+                Some(found.id),
+                "[{kind}] {callid}"
+            );
+        }
         assert!(logs::by_callid(db, "nope").await.unwrap().is_none());
         assert!(logs::by_callid(db, "").await.unwrap().is_none());
         assert_eq!(
@@ -287,40 +283,23 @@ async fn outbox_lifecycle() {
     });
 }
 
+/// The soft parameter the settings test uses.
+const FORBID: &str = "blacklist.forbit.duration";
+
+async fn forbid_setting(db: &sea_orm::DatabaseConnection) -> Option<String> {
+    settings::get(db, FORBID).await.unwrap()
+}
+
 #[tokio::test]
 async fn settings_get_set() {
     on_each_db!(|db, kind| {
-        assert_eq!(
-            settings::get(db, "blacklist.forbit.duration")
-                .await
-                .unwrap(),
-            None
-        );
-        settings::set(db, "blacklist.forbit.duration", "3600")
-            .await
-            .unwrap();
-        assert_eq!(
-            settings::get(db, "blacklist.forbit.duration")
-                .await
-                .unwrap()
-                .as_deref(),
-            Some("3600")
-        );
-        settings::set(db, "blacklist.forbit.duration", "60")
-            .await
-            .unwrap();
+        assert_eq!(forbid_setting(db).await, None);
+        settings::set(db, FORBID, "3600").await.unwrap();
+        assert_eq!(forbid_setting(db).await.as_deref(), Some("3600"));
+        settings::set(db, FORBID, "60").await.unwrap();
         // Same value again (MySQL reports 0 affected rows: must still be fine).
-        settings::set(db, "blacklist.forbit.duration", "60")
-            .await
-            .unwrap();
-        assert_eq!(
-            settings::get(db, "blacklist.forbit.duration")
-                .await
-                .unwrap()
-                .as_deref(),
-            Some("60"),
-            "[{kind}]"
-        );
+        settings::set(db, FORBID, "60").await.unwrap();
+        assert_eq!(forbid_setting(db).await.as_deref(), Some("60"), "[{kind}]");
         settings::set(db, "tts.engine", "").await.unwrap();
         assert_eq!(settings::all(db).await.unwrap().len(), 2);
         settings::delete(db, "tts.engine").await.unwrap();

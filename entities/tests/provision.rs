@@ -133,44 +133,58 @@ fn assert_invalid(r: Result<(), Error>, want: &str) {
 
 #[test]
 fn validation_names_the_entry() {
-    let mut p = contract();
-    p.extensions[1].number = "80x".into();
-    assert_invalid(p.validate(), "extensions[1].number");
+    // One change to the contract's example each, and the entry the error must name.
+    let cases: [(fn(&mut Provisioning), &str); 9] = [
+        (
+            |p| p.extensions[1].number = "80x".into(),
+            "extensions[1].number",
+        ),
+        (
+            |p| p.groups[1].strategy = "nope".into(),
+            "groups[1].strategy",
+        ),
+        (
+            |p| {
+                p.groups[0].members = Some(vec![entities::repo::MemberInput {
+                    extension: "x".into(),
+                    priority: 0,
+                }])
+            },
+            "groups[0].members[0].extension",
+        ),
+        (|p| p.trunks[1].default = true, "trunks[1].default"),
+        (
+            |p| p.trunks[0].host = Some("nowhere".into()),
+            "trunks[0].host",
+        ),
+        (
+            |p| p.access_numbers[1].target = "grp:3003".into(),
+            "access_numbers[1].target",
+        ),
+        (
+            |p| p.extensions[1].number = "801".into(),
+            "extensions[1].number",
+        ),
+        (
+            |p| p.conferences[0].number = "3003".into(),
+            "conferences[0].number",
+        ),
+        (|p| p.ivrs[0].definition = " ".into(), "ivrs[0].definition"),
+    ];
+    for (change, field) in cases {
+        let mut p = contract();
+        change(&mut p);
+        assert_invalid(p.validate(), field);
+    }
+}
 
-    let mut p = contract();
-    p.groups[1].strategy = "nope".into();
-    assert_invalid(p.validate(), "groups[1].strategy");
-
-    let mut p = contract();
-    p.groups[0].members = Some(vec![entities::repo::MemberInput {
-        extension: "x".into(),
-        priority: 0,
-    }]);
-    assert_invalid(p.validate(), "groups[0].members[0].extension");
-
-    let mut p = contract();
-    p.trunks[1].default = true;
-    assert_invalid(p.validate(), "trunks[1].default");
-
-    let mut p = contract();
-    p.trunks[0].host = Some("nowhere".into());
-    assert_invalid(p.validate(), "trunks[0].host");
-
-    let mut p = contract();
-    p.access_numbers[1].target = "grp:3003".into();
-    assert_invalid(p.validate(), "access_numbers[1].target");
-
-    let mut p = contract();
-    p.extensions[1].number = "801".into();
-    assert_invalid(p.validate(), "extensions[1].number");
-
-    let mut p = contract();
-    p.conferences[0].number = "3003".into();
-    assert_invalid(p.validate(), "conferences[0].number");
-
-    let mut p = contract();
-    p.ivrs[0].definition = " ".into();
-    assert_invalid(p.validate(), "ivrs[0].definition");
+/// What an apply reports.
+fn report(created: usize, updated: usize, unchanged: usize) -> ProvisionReport {
+    ProvisionReport {
+        created,
+        updated,
+        unchanged,
+    }
 }
 
 #[tokio::test]
@@ -179,15 +193,7 @@ async fn apply_is_idempotent() {
         let p = contract();
         let first = provision::apply(db, &p).await.unwrap();
         let total = 2 + 2 + 2 + 2 + 1 + 1;
-        assert_eq!(
-            first,
-            ProvisionReport {
-                created: total,
-                updated: 0,
-                unchanged: 0
-            },
-            "[{kind}]"
-        );
+        assert_eq!(first, report(total, 0, 0), "[{kind}]");
         let after_first = counts(db).await;
         assert_eq!(after_first, [2, 2, 3, 2, 2, 1, 1, 0], "[{kind}]");
 
@@ -225,15 +231,7 @@ async fn apply_is_idempotent() {
 
         // Twice: same rows, everything unchanged, timestamps untouched.
         let second = provision::apply(db, &p).await.unwrap();
-        assert_eq!(
-            second,
-            ProvisionReport {
-                created: 0,
-                updated: 0,
-                unchanged: total
-            },
-            "[{kind}]"
-        );
+        assert_eq!(second, report(0, 0, total), "[{kind}]");
         assert_eq!(counts(db).await, after_first);
         assert_eq!(
             extensions::by_number(db, "801").await.unwrap().unwrap(),
@@ -244,15 +242,7 @@ async fn apply_is_idempotent() {
         let mut p2 = p.clone();
         p2.extensions[0].password = Some("9999".into());
         let third = provision::apply(db, &p2).await.unwrap();
-        assert_eq!(
-            third,
-            ProvisionReport {
-                created: 0,
-                updated: 1,
-                unchanged: total - 1
-            },
-            "[{kind}]"
-        );
+        assert_eq!(third, report(0, 1, total - 1), "[{kind}]");
         assert_eq!(
             extensions::by_number(db, "801")
                 .await
@@ -363,15 +353,7 @@ async fn apply_recording_overrides_is_idempotent() {
 
         // Twice: everything unchanged, rows untouched.
         let second = provision::apply(db, &p).await.unwrap();
-        assert_eq!(
-            second,
-            ProvisionReport {
-                created: 0,
-                updated: 0,
-                unchanged: 6
-            },
-            "[{kind}]"
-        );
+        assert_eq!(second, report(0, 0, 6), "[{kind}]");
         assert_eq!(
             extensions::by_number(db, "801").await.unwrap().unwrap(),
             alice
@@ -383,15 +365,7 @@ async fn apply_recording_overrides_is_idempotent() {
         p2.extensions[0].recording = Some(true);
         p2.groups[1].recording = None;
         let third = provision::apply(db, &p2).await.unwrap();
-        assert_eq!(
-            third,
-            ProvisionReport {
-                created: 0,
-                updated: 2,
-                unchanged: 4
-            },
-            "[{kind}]"
-        );
+        assert_eq!(third, report(0, 2, 4), "[{kind}]");
         assert_eq!(
             extensions::recording_overrides(db).await.unwrap(),
             [("801".to_owned(), true), ("802".to_owned(), true)].into(),
