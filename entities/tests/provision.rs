@@ -131,10 +131,13 @@ fn assert_invalid(r: Result<(), Error>, want: &str) {
     }
 }
 
+/// A change to the contract's example.
+type Change = fn(&mut Provisioning);
+
 #[test]
 fn validation_names_the_entry() {
     // One change to the contract's example each, and the entry the error must name.
-    let cases: [(fn(&mut Provisioning), &str); 9] = [
+    let cases: [(Change, &str); 9] = [
         (
             |p| p.extensions[1].number = "80x".into(),
             "extensions[1].number",
