@@ -222,6 +222,13 @@ pin = "2468"
 
 const THREE_PHONES: &str = "801:p801,802:p802,803:p803";
 
+/// `dial` arguments: 801 calls the PIN room 9100 without a tone of its own, then `more`.
+fn pin_room_call<'a>(more: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["--caller", "801:p801", "--dial", "9100", "--no-tone"];
+    args.extend_from_slice(more);
+    args
+}
+
 /// The three phones dial room `room`, talk `talk` s after `settle` s: the `multi` scenario.
 async fn multi(switch: &ctiswitch::Switch, room: &str, talk: &str, settle: &str) -> Value {
     let args = pjsua::args(&[
@@ -405,12 +412,7 @@ fn pin_entry_test(method: &'static str, source: &'static str) {
             }
             seen
         };
-        let args = [
-            "--caller",
-            "801:p801",
-            "--dial",
-            "9100",
-            "--no-tone",
+        let args = pin_room_call(&[
             "--dtmf",
             "2468",
             "--dtmf-method",
@@ -421,7 +423,7 @@ fn pin_entry_test(method: &'static str, source: &'static str) {
             "6",
             "--hangup-after",
             "6",
-        ];
+        ]);
         let (r, states) = tokio::join!(
             pjsua::dial(switch.sip_addr, &args, Duration::from_secs(40)),
             watch
@@ -476,19 +478,14 @@ fn the_pin_prompt_is_spoken_by_espeak_ng() {
                 .await
                 .expect("espeak-ng speaks (make deps installs it)");
         let expected = samples.len() as f64 / 8_000.0;
-        let args = [
-            "--caller",
-            "801:p801",
-            "--dial",
-            "9100",
-            "--no-tone",
+        let args = pin_room_call(&[
             "--talk",
             "8",
             "--hangup-after",
             "7",
             "--listen-freqs",
             "300,1000,2000",
-        ];
+        ]);
         let r = pjsua::dial(switch.sip_addr, &args, Duration::from_secs(40)).await;
         pjsua::assert_no_errors(&r);
         assert_eq!(r["invite_code"], 200, "{r}");

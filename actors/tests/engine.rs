@@ -619,6 +619,11 @@ fn reaches_b(from: &mut Phone, ea: &Endpoint, b: &Phone) -> u64 {
     heard(b)
 }
 
+/// A burst from `from` into A's endpoint is refused: B hears nothing of it.
+fn assert_refused(from: &mut Phone, ea: &Endpoint, b: &Phone) {
+    assert_eq!(reaches_b(from, ea, b), 0, "{} forwarded", from.addr());
+}
+
 #[test]
 fn same_ip_latching_follows_a_new_port_on_the_sdp_ip_and_ignores_other_ips() {
     let rig = Rig::new();
@@ -636,12 +641,7 @@ fn same_ip_latching_follows_a_new_port_on_the_sdp_ip_and_ignores_other_ips() {
 
     // Foreign IPs are neither forwarded nor latched onto: B still sends to the SDP.
     for stranger in [&mut other_ip, &mut switch_ip] {
-        assert_eq!(
-            reaches_b(stranger, &ea, &b),
-            0,
-            "{} forwarded",
-            stranger.addr()
-        );
+        assert_refused(stranger, &ea, &b);
         assert_eq!(
             b_reaches(&mut b, &eb, &[&sdp_a, stranger]),
             [BURST, 0],
@@ -663,12 +663,7 @@ fn same_ip_latching_follows_a_new_port_on_the_sdp_ip_and_ignores_other_ips() {
     // Latched: the others (another IP, or another port of the same IP) stay out.
     let mut same_ip_again = Phone::at([127, 0, 0, 2], 440.0);
     for stranger in [&mut other_ip, &mut same_ip_again] {
-        assert_eq!(
-            reaches_b(stranger, &ea, &b),
-            0,
-            "{} forwarded",
-            stranger.addr()
-        );
+        assert_refused(stranger, &ea, &b);
     }
     assert_eq!(
         b_reaches(&mut b, &eb, &[&sdp_a, &real_a, &other_ip, &same_ip_again]),
@@ -731,7 +726,7 @@ fn any_latching_moves_to_whichever_source_sends_first_and_starts_over_on_a_new_s
     );
 
     // Once latched, the first source only.
-    assert_eq!(reaches_b(&mut other, &ea, &b), 0);
+    assert_refused(&mut other, &ea, &b);
     assert_eq!(ea.stats().rejected, BURST);
     assert_eq!(
         b_reaches(&mut b, &eb, &[&sdp_a, &real_a, &other]),
@@ -749,6 +744,6 @@ fn any_latching_moves_to_whichever_source_sends_first_and_starts_over_on_a_new_s
         b_reaches(&mut b, &eb, &[&sdp_a, &real_a, &other]),
         [0, 0, BURST]
     );
-    assert_eq!(reaches_b(&mut real_a, &ea, &b), 0);
+    assert_refused(&mut real_a, &ea, &b);
     assert_eq!(ea.stats().rejected, 2 * BURST);
 }
