@@ -168,11 +168,12 @@ mod tests {
     #[test]
     fn allocates_even_pairs_skips_taken_and_releases_on_drop() {
         // A range of this test's own (unit tests run in parallel in one process), below the
-        // kernel's ephemeral ports (32768+) that port-0 sockets of other tests take.
-        const MIN: u16 = 30_500;
-        let alloc = PortAllocator::new(LOOPBACK, MIN..=MIN + 5).expect("range");
+        // kernel's ephemeral ports (32768+) that port-0 sockets of other tests take, and
+        // free right now (other test binaries or a benchmark may hold ports there).
+        let min = free_window(6);
+        let alloc = PortAllocator::new(LOOPBACK, min..=min + 5).expect("range");
         // Someone else holds the odd port of the second pair.
-        let squatter = UdpSocket::bind((LOOPBACK, MIN + 3));
+        let squatter = UdpSocket::bind((LOOPBACK, min + 3));
         let first = alloc.allocate().expect("first");
         assert_eq!(first.port % 2, 0);
         assert_eq!(
@@ -182,7 +183,7 @@ mod tests {
         let second = alloc.allocate().expect("second");
         assert_ne!(first.port, second.port);
         if squatter.is_ok() {
-            assert_eq!(second.port, MIN + 4);
+            assert_eq!(second.port, min + 4);
             assert!(alloc.allocate().is_err(), "range exhausted");
         }
         let freed = first.port;
@@ -191,5 +192,17 @@ mod tests {
         let again = alloc.allocate().expect("again");
         assert_eq!(again.port, freed);
         assert!(UdpSocket::bind((LOOPBACK, freed)).is_err());
+    }
+
+    /// The first even port of `len` consecutive ports in 30500-32767 that all bind now.
+    fn free_window(len: u16) -> u16 {
+        (30_500..32_768 - len)
+            .step_by(usize::from(len))
+            .find(|&base| {
+                (base..base + len)
+                    .map(|p| UdpSocket::bind((LOOPBACK, p)))
+                    .all(|s| s.is_ok())
+            })
+            .expect("a free port window below 32768")
     }
 }

@@ -296,11 +296,20 @@ impl EndpointTask {
     ) {
         let udp = self.udp.clone();
         let mut buf = vec![0u8; MAX_DATAGRAM];
+        // One timer, moved only when the layer's next deadline moves: most datagrams
+        // leave the earliest deadline where it was, and re-arming a fresh timer for each
+        // of them showed in profiles.
+        let timer = tokio::time::sleep(IDLE_TICK);
+        tokio::pin!(timer);
         loop {
-            let deadline = self
-                .layer
-                .next_deadline()
-                .unwrap_or_else(|| Instant::now() + IDLE_TICK);
+            let deadline = tokio::time::Instant::from_std(
+                self.layer
+                    .next_deadline()
+                    .unwrap_or_else(|| Instant::now() + IDLE_TICK),
+            );
+            if timer.deadline() != deadline {
+                timer.as_mut().reset(deadline);
+            }
             tokio::select! {
                 received = udp.recv_from(&mut buf) => match received {
                     Ok((n, src)) => self.on_datagram(&buf[..n], src),
@@ -312,7 +321,7 @@ impl EndpointTask {
                     Some(command) => self.on_command(command),
                 },
                 Some(event) = tcp.recv() => self.on_tcp(event),
-                _ = tokio::time::sleep_until(deadline.into()) => {
+                _ = &mut timer => {
                     let events = self.layer.on_timer(Instant::now());
                     self.dispatch(events);
                 }
