@@ -26,7 +26,8 @@
 # temporary directory: slow, for debugging failed calls) BENCH_RETRIES=1 (tries again of a
 # failed rate step before calling it the limit) BENCH_DIAL=0123456789 (the number the caller
 # dials: anything that is not an extension goes out through the default trunk)
-# BENCH_KAMAILIO_ALLOC=fm (Kamailio's shm allocator: fm, qm or tlsf).
+# BENCH_KAMAILIO_ALLOC=fm (Kamailio's shm allocator: fm, qm or tlsf). BENCH_RTP_PORTS=8000 (the
+# switch's RTP port range size: fewer when other work holds ports in 20000-32000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -353,7 +354,7 @@ start_switch() { # $1 = tag
   local dir="$TMP/switch-$1" rtp
   mkdir -p "$dir/data"
   # 8000 ports = 4000 relay pairs = 2000 calls up at once (2 s of calls at 1000/s).
-  rtp=$($LIB range 8000)
+  rtp=$($LIB range ${BENCH_RTP_PORTS:-8000})
   cat >"$dir/ctiswitch.toml" <<EOF
 [sip]
 listen = "127.0.0.1:$P_TARGET"
