@@ -10,8 +10,10 @@
 //! - `ivr/` — IVR menus without actix: the XML definition format (`definition`) and the
 //!   sans-IO interpreter (`machine`: events in, play/collect/HTTP/transfer commands out).
 //! - One file per actor: `router` (`SipRouter`: SIP events to their actor, the numbering
-//!   plan), `extension` (`Extension`: registrar, phone state), `call` (`Call`: one call, its
-//!   legs and relay, its call-log row), `leg` (`Leg`: one SIP dialog), `event_hub`
+//!   plan), `extension` (`Extension`: registrar, phone state), `call/` (`Call`: one call,
+//!   its legs and relay, its call-log row; `mod.rs` has the actor, its phases and messages,
+//!   the rest is by concern: `legs`, `routing`, `queue`, `ivr`, `media`, `log`), `leg`
+//!   (`Leg`: one SIP dialog), `event_hub`
 //!   (`EventHub`), `call_log_writer` (`CallLogWriter`: batched call-log rows),
 //!   `conference` (`Conference`: a meet-me room, its members and their mix modes),
 //!   `playout` (`Playout`: the switch calls an extension and plays something to it),
