@@ -30,6 +30,9 @@ import sys
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 LOW, HIGH = 20000, 32000  # below the kernel's ephemeral range (32768-60999)
+# Single ports (SIP, control, HTTP) come from the top band, RTP ranges from the rest, so a
+# large RTP range is never cut up by the signalling ports picked just before it.
+SPLIT = 30000
 
 
 def _free(port, kinds=(socket.SOCK_DGRAM, socket.SOCK_STREAM)):
@@ -50,7 +53,7 @@ def _free(port, kinds=(socket.SOCK_DGRAM, socket.SOCK_STREAM)):
 def ports(k):
     taken, out = set(), []
     for _ in range(5000):
-        base = random.randrange(LOW, HIGH - 4) & ~1  # even: RTP convention
+        base = random.randrange(SPLIT, HIGH - 4) & ~1  # even: RTP convention
         span = set(range(base, base + 4))
         if span & taken:
             continue
@@ -64,7 +67,7 @@ def ports(k):
 
 def port_range(n):
     for _ in range(200):
-        low = random.randrange(LOW, HIGH - n) & ~1
+        low = random.randrange(LOW, max(LOW + 1, SPLIT - n)) & ~1
         if all(_free(p, (socket.SOCK_DGRAM,)) for p in range(low, low + n)):
             return low, low + n - 1
     sys.exit("benchlib: no free port range found")
