@@ -56,38 +56,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> anyhow::Result<(Command, Op
     Ok((command.unwrap_or(Command::Serve), config))
 }
 
-/// How long mimalloc keeps freed memory before handing it back to the OS, unless
-/// `MIMALLOC_PURGE_DELAY` says otherwise. Its default (10 ms) returns pages between two
-/// bursts of calls and takes them back at once: every re-fault zeroes a fresh (often
-/// huge) page, a third of a call set-up's CPU in profiles. A second keeps the working set
-/// mapped under steady load and still returns memory after a peak.
-const ALLOCATOR_PURGE_DELAY_MS: std::ffi::c_long = 1_000;
-
-/// `mi_option_purge_delay` in mimalloc 3's `mi_option_e` (its default is 10 ms).
-const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 16;
-const MI_PURGE_DELAY_DEFAULT_MS: std::ffi::c_long = 10;
-
-extern "C" {
-    fn mi_option_get(option: std::ffi::c_int) -> std::ffi::c_long;
-    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
-}
-
-fn tune_allocator() {
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
-        return;
-    }
-    // SAFETY: plain option accessors of the linked mimalloc; an option index out of range
-    // is ignored by mimalloc. The default-value check guards against a mimalloc whose
-    // option numbering moved (then nothing is changed).
-    unsafe {
-        if mi_option_get(MI_OPTION_PURGE_DELAY) == MI_PURGE_DELAY_DEFAULT_MS {
-            mi_option_set(MI_OPTION_PURGE_DELAY, ALLOCATOR_PURGE_DELAY_MS);
-        }
-    }
-}
-
 fn main() -> ExitCode {
-    tune_allocator();
     match real_main() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
