@@ -5,6 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use actors::event_hub::PhoneState;
 use common::sipp::{extensions, Sipp, SippProcess};
 use ctiswitch::Switch;
 use entities::calllog;
@@ -111,6 +112,22 @@ async fn time_based_rules_reject_transfer_play_and_fall_back_on_no_answer() {
     out.assert_success("802 rang out, 803 answered");
     p802.wait().await.assert_success("802 was cancelled");
     p803.wait().await.assert_success("803 answered");
+    // The phone that rang out is free again, not left looking engaged.
+    for ext in ["802", "803"] {
+        let until = Instant::now() + Duration::from_secs(3);
+        let phone = loop {
+            let phone = common::extension_state(&switch, ext).await.phone;
+            let free = matches!(phone, PhoneState::Idle | PhoneState::Offline);
+            if free || Instant::now() >= until {
+                break phone;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(
+            matches!(phone, PhoneState::Idle | PhoneState::Offline),
+            "{ext} after the no-answer fallback: {phone:?}"
+        );
+    }
     delete_rule(&switch, &fallback["id"]).await;
 
     // Bad rules are refused, naming the field.
@@ -120,5 +137,35 @@ async fn time_based_rules_reject_transfer_play_and_fall_back_on_no_answer() {
         common::api(&switch, Method::POST, "/api/v1/routing_rules", Some(&fly)).await;
     assert_eq!(status, 400);
     assert_eq!(body["field"], "operationtype", "{body}");
+    switch.stop().await.unwrap();
+}
+
+/// ONANSWER_TRANSFER to a phone that does not answer either: the second phone gets the
+/// switch's ring timeout too (`[sip] ring_timeout = 3`), and the caller a 408.
+#[actix_rt::test]
+async fn a_no_answer_fallback_target_rings_only_for_the_ring_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[sip]\nring_timeout = 3\n{}",
+        extensions(&["801", "802", "803"])
+    );
+    let switch = common::start(dir.path(), &config).await;
+    let fallback = rule(&switch, all_day("ONANSWER_TRANSFER", "803,1")).await;
+    let p802 = phone(&switch, "802", "uas_ring.xml").await;
+    let p803 = phone(&switch, "803", "uas_ring.xml").await;
+    let started = Instant::now();
+    let out = Sipp::ext_call("uac_refused.xml", switch.sip_addr, "801", "802")
+        .timeout(Duration::from_secs(15))
+        .run()
+        .await;
+    assert_eq!(out.final_status(), Some(408), "{}", out.report());
+    let secs = started.elapsed().as_secs_f64();
+    assert!(
+        (3.5..8.0).contains(&secs),
+        "1 s on 802, then 3 s on 803: {secs:.1} s"
+    );
+    p802.wait().await.assert_success("802 was cancelled");
+    p803.wait().await.assert_success("803 was cancelled");
+    delete_rule(&switch, &fallback["id"]).await;
     switch.stop().await.unwrap();
 }

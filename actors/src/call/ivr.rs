@@ -7,7 +7,7 @@ use crate::ivr::TransferTarget;
 use crate::ivr_actor::Ivr;
 use crate::router::{Resolve, Route};
 
-use super::{Call, CallPhase};
+use super::Call;
 
 /// The voicemail of VOICE_MAIL / ONANSWER_TO_VM rules: a one-node menu.
 const VOICEMAIL_MENU: &str = r##"<ivr name="voicemail" start="vm">
@@ -71,13 +71,7 @@ impl Call {
                 Ok(route @ Route::Group { .. }) => act.route(ctx, route),
                 Ok(route @ (Route::Extension { .. } | Route::Trunk { .. } | Route::Gateway { .. })) => {
                     // Ringing an extension or a line: the caller gets the ring timeout.
-                    let ring_timeout = act.services.settings.ring_timeout;
-                    act.ring_timer = Some(ctx.run_later(ring_timeout, |act, ctx| {
-                        if matches!(act.phase, CallPhase::Routing | CallPhase::Ringing) {
-                            act.cancel_forks(None);
-                            act.refuse(ctx, 408, "Request Timeout");
-                        }
-                    }));
+                    act.arm_ring_timeout(ctx);
                     act.route(ctx, route)
                 }
                 _ => {

@@ -277,7 +277,6 @@ impl Call {
             call_id: self.id.clone(),
             answered_by: None,
         });
-        let _ = ctx;
     }
 
     /// Leaves the queue for the overflow target, or plays a goodbye and hangs up.

@@ -8,7 +8,7 @@ use actix::prelude::*;
 use crate::conference::{Admit, Conference};
 use crate::event_hub::{now_ms, CallState, Direction};
 use crate::extension::GetBindings;
-use crate::extension::{OfferEnded, OfferOutcome};
+use crate::extension::{OfferEnded, OfferOutcome, PhoneReleased};
 use crate::leg::Hangup;
 use crate::media::playback::{Playback, Source};
 use crate::queue::Dequeue;
@@ -122,6 +122,12 @@ impl Call {
 
     /// Resolves `number` in the numbering plan and routes there.
     fn route_number(&mut self, ctx: &mut Context<Self>, number: String) {
+        self.route_number_then(ctx, number, false);
+    }
+
+    /// [`Self::route_number`]; with `ring_timeout`, a phone or line rung there gets the
+    /// switch's ring timeout (a queue keeps its own `max_wait`).
+    fn route_number_then(&mut self, ctx: &mut Context<Self>, number: String, ring_timeout: bool) {
         let from_trunk = matches!(self.caller, Caller::Trunk { .. }) && !self.answered_locally;
         let allow_transit = matches!(
             self.caller,
@@ -138,11 +144,34 @@ impl Call {
                 allow_transit,
             })
             .into_actor(self)
-            .map(|route, act, ctx| match route {
-                Ok(route) => act.route(ctx, route),
+            .map(move |route, act, ctx| match route {
+                Ok(route) => {
+                    let rings = matches!(
+                        route,
+                        Route::Extension { .. } | Route::Trunk { .. } | Route::Gateway { .. }
+                    );
+                    if ring_timeout && rings {
+                        act.arm_ring_timeout(ctx);
+                    }
+                    act.route(ctx, route)
+                }
                 Err(_) => act.refuse(ctx, 500, "Server Internal Error"),
             })
             .wait(ctx);
+    }
+
+    /// Refuses the call (408) if nobody answered within the switch's ring timeout.
+    pub(super) fn arm_ring_timeout(&mut self, ctx: &mut Context<Self>) {
+        if let Some(handle) = self.ring_timer.take() {
+            ctx.cancel_future(handle);
+        }
+        let ring_timeout = self.services.settings.ring_timeout;
+        self.ring_timer = Some(ctx.run_later(ring_timeout, |act, ctx| {
+            if matches!(act.phase, CallPhase::Routing | CallPhase::Ringing) {
+                act.cancel_forks(None);
+                act.refuse(ctx, 408, "Request Timeout");
+            }
+        }));
     }
 
     pub(super) fn route(&mut self, ctx: &mut Context<Self>, route: Route) {
@@ -279,7 +308,12 @@ impl Call {
         ctx.run_later(
             std::time::Duration::from_secs(u64::from(secs)),
             move |act, ctx| {
-                if act.answered.is_some() || act.phase == CallPhase::Ended || act.ivr.is_some() {
+                // Answered, over, or already elsewhere (a menu, a meet-me room).
+                if act.answered.is_some()
+                    || act.phase == CallPhase::Ended
+                    || act.ivr.is_some()
+                    || act.conference.is_some()
+                {
                     return;
                 }
                 tracing::info!(call_id = %act.id, ?number, "no answer: rule fallback");
@@ -288,6 +322,12 @@ impl Call {
                 }
                 act.cancel_forks(None);
                 let forks: Vec<_> = act.forks.drain().collect();
+                // The phones that rang are free again (a 200 crossing the CANCEL is
+                // still recognised by `withdrawn` and hung up).
+                let mut released: Vec<_> = forks
+                    .iter()
+                    .filter_map(|(_, f)| f.extension.as_ref().map(|(_, ext)| ext.clone()))
+                    .collect();
                 act.withdrawn.extend(forks);
                 if let Some(q) = act.queue.take() {
                     q.addr.do_send(Dequeue {
@@ -298,11 +338,17 @@ impl Call {
                             call_id: act.id.clone(),
                             outcome: OfferOutcome::Withdrawn,
                         });
+                        released.push(ext);
                     }
+                }
+                for ext in released {
+                    ext.do_send(PhoneReleased {
+                        call_id: act.id.clone(),
+                    });
                 }
                 act.step(CallInput::Dequeued);
                 match number {
-                    Some(number) => act.route_number(ctx, number),
+                    Some(number) => act.route_number_then(ctx, number, true),
                     None => act.enter_voicemail(ctx),
                 }
             },
