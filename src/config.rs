@@ -52,6 +52,9 @@ pub struct SipConfig {
     pub ring_timeout: u64,
     /// Seconds between OPTIONS keep-alives to phones behind NAT.
     pub keepalive: u64,
+    /// New calls admitted per second (a burst of one second's worth passes); the excess
+    /// gets 503 with `Retry-After` at once. 0: no limit.
+    pub max_calls_per_second: u32,
 }
 
 impl Default for SipConfig {
@@ -62,6 +65,7 @@ impl Default for SipConfig {
             realm: "ctiswitch".into(),
             ring_timeout: 60,
             keepalive: 30,
+            max_calls_per_second: 0,
         }
     }
 }

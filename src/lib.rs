@@ -232,6 +232,7 @@ pub async fn start(config: Config) -> Result<Switch, Error> {
             rtp_ports: rtp.low..=rtp.high,
             rtp_timeout: std::time::Duration::from_secs(config.media.rtp_timeout),
             ring_timeout: std::time::Duration::from_secs(config.sip.ring_timeout),
+            max_calls_per_second: config.sip.max_calls_per_second,
             keepalive_interval: std::time::Duration::from_secs(config.sip.keepalive),
             recording: config.recording.enabled,
             records_dir: records_dir.clone(),

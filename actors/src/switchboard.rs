@@ -22,7 +22,7 @@ use crate::queue::{Queue, QueueConfig, QueueMember, ReconfigureQueue};
 use crate::router::{Directory, HangupAll, SipInbound, SipRouter, TrunkRoute};
 use crate::services::{RecordingOverrides, Services, SwitchSettings};
 use crate::sip::digest::DigestServer;
-use crate::sip::endpoint::{self, EndpointHandle};
+use crate::sip::endpoint::{self, EndpointConfig, EndpointHandle};
 use crate::sip::transaction::LayerConfig;
 use crate::Error;
 
@@ -38,6 +38,8 @@ pub struct SwitchboardConfig {
     pub rtp_ports: RangeInclusive<u16>,
     pub rtp_timeout: Duration,
     pub ring_timeout: Duration,
+    /// `[sip] max_calls_per_second` (0: no limit).
+    pub max_calls_per_second: u32,
     pub keepalive_interval: Duration,
     /// Record answered calls.
     pub recording: bool,
@@ -210,7 +212,10 @@ impl Switchboard {
             udp,
             tcp,
             &config.advertise,
-            LayerConfig::default(),
+            EndpointConfig {
+                layer: LayerConfig::default(),
+                max_calls_per_second: config.max_calls_per_second,
+            },
             Arc::new(move |inbound| deliver_to.do_send(SipInbound(inbound))),
         )?;
         let media = MediaEngine::start()?;

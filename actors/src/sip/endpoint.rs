@@ -18,6 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
+use super::admission::CallAdmission;
 use super::message::{self, Request, Response, SipMessage, Transport, Via};
 use super::transaction::{Event, LayerConfig, TransactionKey, TransactionLayer};
 
@@ -34,6 +35,8 @@ pub const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// here with 503 (overload: shedding new calls keeps the calls in progress working
 /// instead of letting retransmissions pile up).
 pub const MAX_BACKLOG: usize = 4096;
+/// At most one "refusing calls" warning in this interval.
+const SHED_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 /// `Retry-After` of the 503 sent under overload, in seconds.
 pub const OVERLOAD_RETRY_AFTER: u32 = 5;
 /// Granularity of the layer's timers when it has none armed.
@@ -106,6 +109,8 @@ pub struct EndpointStats {
     pub answered_malformed: AtomicU64,
     /// New INVITEs refused with 503 because the TU was behind.
     pub shed: AtomicU64,
+    /// New INVITEs refused with 503 above `[sip] max_calls_per_second`.
+    pub rate_limited: AtomicU64,
     /// Events delivered to the TU that it has not taken yet.
     pub backlog: AtomicUsize,
 }
@@ -215,13 +220,21 @@ impl EndpointHandle {
     }
 }
 
+/// How the endpoint runs.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointConfig {
+    pub layer: LayerConfig,
+    /// New calls (INVITEs outside a dialog) admitted per second; 0: no limit.
+    pub max_calls_per_second: u32,
+}
+
 /// Binds nothing itself: takes the bound sockets, spawns the endpoint task and its TCP
 /// acceptor, and returns the handle. Must be called inside a tokio runtime.
 pub fn spawn(
     udp: UdpSocket,
     tcp: TcpListener,
     advertise: &str,
-    config: LayerConfig,
+    config: EndpointConfig,
     deliver: Deliver,
 ) -> std::io::Result<EndpointHandle> {
     let local = udp.local_addr()?;
@@ -245,7 +258,9 @@ pub fn spawn(
     };
     let acceptor = tokio::spawn(accept_loop(tcp, tcp_tx.clone()));
     let task = EndpointTask {
-        layer: TransactionLayer::new(config),
+        layer: TransactionLayer::new(config.layer),
+        admission: CallAdmission::new(config.max_calls_per_second, Instant::now()),
+        shed_warned_at: None,
         udp: Arc::new(udp),
         connections: HashMap::new(),
         tcp_events: tcp_tx,
@@ -281,6 +296,9 @@ enum TcpEvent {
 
 struct EndpointTask {
     layer: TransactionLayer,
+    admission: Option<CallAdmission>,
+    /// When the last "refusing calls" warning was logged (one per interval at most).
+    shed_warned_at: Option<Instant>,
     udp: Arc<UdpSocket>,
     connections: HashMap<SocketAddr, mpsc::UnboundedSender<Bytes>>,
     tcp_events: mpsc::UnboundedSender<TcpEvent>,
@@ -440,6 +458,17 @@ impl EndpointTask {
                     let new_call = request.method == super::message::Method::Invite
                         && request.to().is_some_and(|t| t.tag().is_none());
                     if new_call && self.stats.backlog.load(Ordering::Relaxed) > MAX_BACKLOG {
+                        self.stats.shed.fetch_add(1, Ordering::Relaxed);
+                        self.shed(&key, &request);
+                        continue;
+                    }
+                    let refused = new_call
+                        && self
+                            .admission
+                            .as_mut()
+                            .is_some_and(|a| !a.admit(Instant::now()));
+                    if refused {
+                        self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
                         self.shed(&key, &request);
                         continue;
                     }
@@ -463,9 +492,21 @@ impl EndpointTask {
         }
     }
 
-    /// Refuses a new call while the TU is behind (see [`MAX_BACKLOG`]).
+    /// Refuses a new call while the TU is behind (see [`MAX_BACKLOG`]) or above the
+    /// admitted rate.
     fn shed(&mut self, key: &TransactionKey, request: &Request) {
-        self.stats.shed.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        if self
+            .shed_warned_at
+            .is_none_or(|at| now.duration_since(at) >= SHED_WARNING_INTERVAL)
+        {
+            self.shed_warned_at = Some(now);
+            tracing::warn!(
+                behind = self.stats.shed.load(Ordering::Relaxed),
+                above_rate = self.stats.rate_limited.load(Ordering::Relaxed),
+                "overload: new calls refused with 503 (totals since start)"
+            );
+        }
         let mut resp = super::message::Response::for_request(request, 503, "Service Unavailable");
         resp.set_to_tag(&message::new_tag());
         resp.set_header("Retry-After", OVERLOAD_RETRY_AFTER.to_string());

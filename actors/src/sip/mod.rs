@@ -1,5 +1,6 @@
 //! SIP plumbing: plain Rust and tokio, no actix.
 
+pub mod admission;
 pub mod dialog;
 pub mod digest;
 pub mod endpoint;
