@@ -81,6 +81,9 @@ struct AgentState {
     missing_calls: u32,
     /// The queue call this agent is being offered (ringing) right now.
     reserved_for: Option<String>,
+    /// Counts grants, so the expiry of one offer never ends a later offer of the same
+    /// call to the same agent.
+    reservation_seq: u64,
     /// Epoch ms until which the agent is in wrap-up (after-call work).
     wrap_up_until_ms: Option<i64>,
 }
@@ -142,6 +145,7 @@ impl Extension {
                 incoming_missed: 0,
                 missing_calls: 0,
                 reserved_for: None,
+                reservation_seq: 0,
                 wrap_up_until_ms: None,
             },
             watchers: Vec::new(),
@@ -681,8 +685,12 @@ impl Handler<ReserveAgent> for Extension {
         }
         let call_id = msg.call_id.clone();
         self.agent.reserved_for = Some(msg.call_id);
+        self.agent.reservation_seq += 1;
+        let seq = self.agent.reservation_seq;
         ctx.run_later(msg.ring_timeout + RESERVATION_GRACE, move |act, _| {
-            if act.agent.reserved_for.as_deref() == Some(call_id.as_str()) {
+            if act.agent.reservation_seq == seq
+                && act.agent.reserved_for.as_deref() == Some(call_id.as_str())
+            {
                 tracing::warn!(extension = %act.number, %call_id, "queue offer never ended: reservation let go");
                 act.agent.reserved_for = None;
                 act.publish();

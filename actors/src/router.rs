@@ -594,7 +594,11 @@ impl Handler<ReloadDirectory> for SipRouter {
         let gateways = self.directory.gateway_sources.clone();
         AtomicResponse::new(Box::pin(
             async move {
-                services.lists.reload(&db).await?;
+                // The numbering plan still reloads if the lists cannot (the previous
+                // copy of the lists stays in force; the periodic refresh tries again).
+                if let Err(e) = services.lists.reload(&db).await {
+                    tracing::error!("routing lists reload failed (previous copy kept): {e}");
+                }
                 crate::switchboard::load_directory(&db, &services, &current).await
             }
             .into_actor(self)

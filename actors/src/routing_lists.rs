@@ -94,6 +94,9 @@ impl Lists {
 #[derive(Debug, Default)]
 pub struct RoutingLists {
     current: RwLock<Arc<Lists>>,
+    /// One reload at a time: a reload that read the database before a write must not
+    /// install its copy after the reload that followed the write.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl RoutingLists {
@@ -101,6 +104,7 @@ impl RoutingLists {
     pub async fn load(db: &DatabaseConnection) -> Result<Self, entities::Error> {
         Ok(Self {
             current: RwLock::new(Arc::new(Lists::load(db).await?)),
+            reloading: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -114,6 +118,7 @@ impl RoutingLists {
 
     /// Reads the lists again; on failure the previous copy stays in force.
     pub async fn reload(&self, db: &DatabaseConnection) -> Result<(), entities::Error> {
+        let _one_at_a_time = self.reloading.lock().await;
         let lists = Arc::new(Lists::load(db).await?);
         match self.current.write() {
             Ok(mut guard) => *guard = lists,

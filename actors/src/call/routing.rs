@@ -329,7 +329,11 @@ impl Call {
                     .filter_map(|(_, f)| f.extension.as_ref().map(|(_, ext)| ext.clone()))
                     .collect();
                 act.withdrawn.extend(forks);
-                if let Some(q) = act.queue.take() {
+                if let Some(mut q) = act.queue.take() {
+                    // Its offer's ring-out must not fire into the call's next queue.
+                    if let Some(t) = q.offer_timer.take() {
+                        ctx.cancel_future(t);
+                    }
                     q.addr.do_send(Dequeue {
                         call_id: act.id.clone(),
                     });

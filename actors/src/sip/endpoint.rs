@@ -459,17 +459,24 @@ impl EndpointTask {
                         && request.to().is_some_and(|t| t.tag().is_none());
                     if new_call && self.stats.backlog.load(Ordering::Relaxed) > MAX_BACKLOG {
                         self.stats.shed.fetch_add(1, Ordering::Relaxed);
-                        self.shed(&key, &request);
+                        self.shed(&key, &request, true);
                         continue;
                     }
+                    // The answer to a digest challenge is the same call, counted when it
+                    // was challenged (a forged header only buys a cheap 407 or 403).
+                    let challenged_before = request.header("Proxy-Authorization").is_some()
+                        || request.header("Authorization").is_some();
                     let refused = new_call
+                        && !challenged_before
                         && self
                             .admission
                             .as_mut()
                             .is_some_and(|a| !a.admit(Instant::now()));
                     if refused {
                         self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
-                        self.shed(&key, &request);
+                        // No Retry-After: RFC 3261 §21.5.4 would have a carrier send this
+                        // server nothing at all for that long, not just fewer calls.
+                        self.shed(&key, &request, false);
                         continue;
                     }
                     Inbound::Request {
@@ -494,7 +501,7 @@ impl EndpointTask {
 
     /// Refuses a new call while the TU is behind (see [`MAX_BACKLOG`]) or above the
     /// admitted rate.
-    fn shed(&mut self, key: &TransactionKey, request: &Request) {
+    fn shed(&mut self, key: &TransactionKey, request: &Request, retry_after: bool) {
         let now = Instant::now();
         if self
             .shed_warned_at
@@ -509,7 +516,9 @@ impl EndpointTask {
         }
         let mut resp = super::message::Response::for_request(request, 503, "Service Unavailable");
         resp.set_to_tag(&message::new_tag());
-        resp.set_header("Retry-After", OVERLOAD_RETRY_AFTER.to_string());
+        if retry_after {
+            resp.set_header("Retry-After", OVERLOAD_RETRY_AFTER.to_string());
+        }
         if let Ok(events) = self.layer.send_response(key, resp, Instant::now()) {
             self.dispatch(events);
         }

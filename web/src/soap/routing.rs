@@ -136,8 +136,17 @@ async fn update(state: &AppState, op: &Element) -> Result<routing_rule::Model, F
 }
 
 async fn delete(state: &AppState, op: &Element) -> Result<(), Fault> {
-    let id = int(op, "id")?
-        .ok_or_else(|| Fault::client("id is required: the id of the rule to delete"))?;
+    // JAX-WS names an un-annotated first parameter `arg0`: clients generated from the
+    // vendor's WSDL send that.
+    let id = int(
+        op,
+        if op.child("id").is_some() {
+            "id"
+        } else {
+            JAXWS_FIRST_PARAM
+        },
+    )?
+    .ok_or_else(|| Fault::client("id is required: the id of the rule to delete"))?;
     routing_rules::delete(&state.db, id)
         .await
         .map_err(|e| super::repo_fault(&op.name, e, || no_rule(id)))?;
@@ -145,17 +154,23 @@ async fn delete(state: &AppState, op: &Element) -> Result<(), Fault> {
     Ok(())
 }
 
+/// The name JAX-WS gives a first parameter without `@WebParam` (accepted as well as the
+/// manual's parameter names).
+const JAXWS_FIRST_PARAM: &str = "arg0";
+
 fn no_rule(id: i32) -> String {
     format!("no routing rule with id {id}")
 }
 
 fn rule_param(op: &Element) -> Result<&Element, Fault> {
-    op.child("ruleRoutingRule").ok_or_else(|| {
-        Fault::client(format!(
-            "{} needs its parameter ruleRoutingRule (an IntelligentRoutingRule)",
-            op.name
-        ))
-    })
+    op.child("ruleRoutingRule")
+        .or_else(|| op.child(JAXWS_FIRST_PARAM))
+        .ok_or_else(|| {
+            Fault::client(format!(
+                "{} needs its parameter ruleRoutingRule (an IntelligentRoutingRule)",
+                op.name
+            ))
+        })
 }
 
 /// A stored rule as input, the base an update changes.
@@ -487,6 +502,18 @@ mod tests {
         assert_eq!(merged.subbegintime, "09:00:00");
         assert_eq!(merged.subendtime, "20:00:00");
         assert_eq!(merged.operationtype, "PLAY_AND_HANGUP");
+    }
+
+    #[test]
+    fn jaxws_default_parameter_names_are_accepted() {
+        let add = op(
+            r#"<ns2:addIntelligentRoutingRule xmlns:ns2="http://vendor/">
+            <arg0><telnum>802</telnum><operationtype>BUSY_AND_REJECT</operationtype></arg0>
+            </ns2:addIntelligentRoutingRule>"#,
+        );
+        let input = apply(rule_param(&add).unwrap(), RoutingRuleInput::default()).unwrap();
+        assert_eq!(input.telnum, "802");
+        assert_eq!(input.operationtype, "BUSY_AND_REJECT");
     }
 
     #[test]
