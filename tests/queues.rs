@@ -333,8 +333,17 @@ async fn calls_to_and_from_blacklisted_numbers_are_refused() {
         let remove = format!("opt=BLACK_LIST_RMV&json={listed}");
         assert_eq!(jsoncfg(&switch, &remove).await.0, 200);
     }
-    let rows = call_logs(&switch.db, 2).await;
-    assert!(rows.iter().all(|r| r.state == "STATE_FAILED"), "{rows:#?}");
+    // Both taken off the list: the next call goes through at once.
+    Sipp::ext_call("uac_call.xml", switch.sip_addr, "801", "802")
+        .run()
+        .await
+        .assert_success("801 calls 802 once neither is listed");
+    let rows = call_logs(&switch.db, 3).await;
+    assert!(
+        rows[..2].iter().all(|r| r.state == "STATE_FAILED"),
+        "{rows:#?}"
+    );
+    assert_eq!(rows[2].state, "STATE_RECEIVED", "{rows:#?}");
     switch.stop().await.unwrap();
 }
 

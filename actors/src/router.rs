@@ -617,18 +617,17 @@ impl Handler<ReloadDirectory> for SipRouter {
     }
 }
 
-/// Command from the API: the blacklist or the VIP list changed; read them again (the
-/// reply comes once the calls see the change).
+/// Command from the API: one blacklist or VIP entry was written to the database; apply it
+/// to the lists the calls read (the reply comes once the calls see it).
 #[derive(Message)]
-#[rtype(result = "Result<(), String>")]
-pub struct ReloadLists;
+#[rtype(result = "()")]
+pub struct ApplyListChange(pub crate::routing_lists::ListChange);
 
-impl Handler<ReloadLists> for SipRouter {
-    type Result = ResponseFuture<Result<(), String>>;
-    fn handle(&mut self, _: ReloadLists, _: &mut Self::Context) -> Self::Result {
-        let db = self.db.clone();
+impl Handler<ApplyListChange> for SipRouter {
+    type Result = ResponseFuture<()>;
+    fn handle(&mut self, msg: ApplyListChange, _: &mut Self::Context) -> Self::Result {
         let lists = self.services.lists.clone();
-        Box::pin(async move { lists.reload(&db).await.map_err(|e| e.to_string()) })
+        Box::pin(async move { lists.apply(msg.0).await })
     }
 }
 

@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix::Addr;
-use actors::router::{ReloadDirectory, ReloadLists, SipRouter};
+use actors::router::{ApplyListChange, ReloadDirectory, SipRouter};
+use actors::routing_lists::ListChange;
 use sea_orm::DatabaseConnection;
 
 /// Shared by every handler (cheap to clone).
@@ -54,14 +55,12 @@ impl AppState {
         }
     }
 
-    /// Tells the switching core that the blacklist or the VIP list changed, and waits
-    /// until the calls see the change.
-    pub async fn lists_changed(&self) {
+    /// Tells the switching core that one blacklist or VIP entry changed (written to the
+    /// database already), and waits until the calls see the change.
+    pub async fn list_changed(&self, change: ListChange) {
         if let Some(router) = &self.router {
-            match router.send(ReloadLists).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!("switch did not reload its lists: {e}"),
-                Err(e) => tracing::error!("switch router unreachable: {e}"),
+            if let Err(e) = router.send(ApplyListChange(change)).await {
+                tracing::error!("switch router unreachable: {e}");
             }
         }
     }

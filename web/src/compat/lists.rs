@@ -37,6 +37,7 @@
 //!   `des` and `createtime` are optional (`null` = absent).
 
 use actix_web::HttpResponse;
+use actors::routing_lists::ListChange;
 use entities::repo::{blacklist, vip, VipInput};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -54,7 +55,13 @@ pub async fn black_list_add(state: &AppState, params: &Params) -> HttpResponse {
     };
     match blacklist::add(&state.db, &number).await {
         Ok(()) => {
-            state.lists_changed().await;
+            let at_ms = entities::db::now_ms();
+            state
+                .list_changed(ListChange::BlacklistAdded {
+                    telnum: number,
+                    at_ms,
+                })
+                .await;
             code(200)
         }
         Err(e) => repo_error("BLACK_LIST_ADD", e),
@@ -69,7 +76,9 @@ pub async fn black_list_rmv(state: &AppState, params: &Params) -> HttpResponse {
     };
     match blacklist::remove(&state.db, &number).await {
         Ok(_) => {
-            state.lists_changed().await;
+            state
+                .list_changed(ListChange::BlacklistRemoved { telnum: number })
+                .await;
             code(200)
         }
         Err(e) => repo_error("BLACK_LIST_RMV", e),
@@ -93,9 +102,13 @@ pub async fn vip_list_add(state: &AppState, params: &Params) -> HttpResponse {
     let Some(input) = json_object(params).and_then(|o| vip_input(&o)) else {
         return code(400);
     };
+    let change = ListChange::VipSet {
+        telnum: input.telnum.clone(),
+        level: u32::try_from(input.viplevel).unwrap_or(0),
+    };
     match vip::add(&state.db, input).await {
         Ok(()) => {
-            state.lists_changed().await;
+            state.list_changed(change).await;
             code(200)
         }
         Err(e) => repo_error("VIP_LIST_ADD", e),
@@ -110,7 +123,9 @@ pub async fn vip_list_rmv(state: &AppState, params: &Params) -> HttpResponse {
     };
     match vip::remove(&state.db, &number).await {
         Ok(_) => {
-            state.lists_changed().await;
+            state
+                .list_changed(ListChange::VipRemoved { telnum: number })
+                .await;
             code(200)
         }
         Err(e) => repo_error("VIP_LIST_RMV", e),
