@@ -16,6 +16,11 @@
 //!   late ticks (a late tick is a frame sent more than 40 ms late);
 //! - `engine_recording`: N bridged calls recorded to stereo WAV files;
 //! - `engine_conference`: rooms of 5 talking members: CPU per member per 20 ms tick.
+//! - `udp_loopback_floor`: no engine: one thread sends a G.711 packet on one loopback
+//!   socket and receives it on another, as fast as it can. On loopback the sender's
+//!   `sendto` also runs the receiver's UDP input, so this is what one relayed packet costs
+//!   the kernel alone (one receive, one send), and ×100 packets a second the floor under
+//!   the relay's CPU per call, whatever the engine does.
 //!
 //! `BENCH_ENGINE_SCALE` (default 1.0) scales the counts; `BENCH_ENGINE_WINDOW` (s, default 5);
 //! `BENCH_ENGINE_ONLY` (comma-separated names without `engine_`, e.g. `relay,relay_spread`)
@@ -302,6 +307,41 @@ fn conference(rooms: usize, members: usize, window: Duration) {
     );
 }
 
+/// CPU time of the calling thread, in seconds.
+fn this_thread_cpu() -> f64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given and nothing else.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
+}
+
+fn udp_loopback_floor(packets: usize) {
+    let a = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let b = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    b.set_nonblocking(true).expect("nonblocking");
+    let dest = b.local_addr().expect("addr");
+    let packet = [0x80u8; 12 + PAYLOAD];
+    let mut buf = [0u8; 2048];
+    let started = Instant::now();
+    let cpu0 = this_thread_cpu();
+    let mut done = 0usize;
+    while done < packets && started.elapsed() < SCENARIO_LIMIT {
+        if a.send_to(&packet, dest).is_ok() {
+            let _ = b.recv_from(&mut buf);
+        }
+        done += 1;
+    }
+    let per_packet = (this_thread_cpu() - cpu0) / done.max(1) as f64;
+    println!(
+        "BENCH udp_loopback_floor packets={done} us_per_packet={:.2} floor_cpu_percent_of_one_core_per_call={:.4}",
+        per_packet * 1e6,
+        per_packet * 100.0 * 100.0,
+    );
+}
+
 fn main() {
     let scale = env_f64("BENCH_ENGINE_SCALE", 1.0).clamp(0.01, 4.0);
     let window = Duration::from_secs_f64(env_f64("BENCH_ENGINE_WINDOW", 5.0).clamp(1.0, 30.0));
@@ -322,5 +362,8 @@ fn main() {
     }
     if run("conference") {
         conference(n(40.0), 5, window);
+    }
+    if run("udp_loopback_floor") {
+        udp_loopback_floor(n(200_000.0));
     }
 }
