@@ -5,7 +5,7 @@ use actix::prelude::*;
 
 use crate::ivr::TransferTarget;
 use crate::ivr_actor::Ivr;
-use crate::router::{Resolve, Route};
+use crate::router::GetIvr;
 
 use super::Call;
 
@@ -51,35 +51,33 @@ impl Call {
         self.ivr = Some(ivr);
     }
 
-    /// The IVR sent the caller on: a group's queue, an extension, an outside number.
-    pub(super) fn ivr_transfer(&mut self, ctx: &mut Context<Self>, target: TransferTarget) {
-        self.ivr = None;
-        let number = match &target {
-            TransferTarget::Ext(n) | TransferTarget::Group(n) | TransferTarget::Number(n) => {
-                n.clone()
-            }
-        };
+    /// Runs the IVR menu `id` (the router's copy) on the caller; `missing` when there is
+    /// no such menu.
+    pub(super) fn enter_ivr_by_id(
+        &mut self,
+        ctx: &mut Context<Self>,
+        id: i32,
+        missing: impl FnOnce(&mut Self, &mut Context<Self>) + 'static,
+    ) {
         self.services
             .router
-            .send(Resolve {
-                number,
-                from_trunk: false,
-                allow_transit: false,
-            })
+            .send(GetIvr(id))
             .into_actor(self)
-            .map(|route, act, ctx| match route {
-                Ok(route @ Route::Group { .. }) => act.route(ctx, route),
-                Ok(route @ (Route::Extension { .. } | Route::Trunk { .. } | Route::Gateway { .. })) => {
-                    // Ringing an extension or a line: the caller gets the ring timeout.
-                    act.arm_ring_timeout(ctx);
-                    act.route(ctx, route)
-                }
-                _ => {
-                    tracing::warn!(call_id = %act.id, "IVR transfer target not reachable: hanging up");
-                    act.refuse(ctx, 404, "Not Found")
-                }
+            .map(move |found, act, ctx| match found {
+                Ok(Some(definition)) => act.enter_ivr(ctx, id, definition),
+                _ => missing(act, ctx),
             })
             .wait(ctx);
+    }
+
+    /// The IVR sent the caller on: a group's queue, an extension, an outside number (a
+    /// phone or line rung there gets the ring timeout; a queue keeps its own).
+    pub(super) fn ivr_transfer(&mut self, ctx: &mut Context<Self>, target: TransferTarget) {
+        self.ivr = None;
+        let (TransferTarget::Ext(number)
+        | TransferTarget::Group(number)
+        | TransferTarget::Number(number)) = target;
+        self.route_number_then(ctx, number, true);
     }
 
     /// Voicemail: the built-in one-node menu records the caller.

@@ -28,14 +28,31 @@ impl Call {
         ctx: &mut Context<Self>,
         extensions: Vec<(String, Addr<Extension>)>,
     ) {
+        self.ring_contacts(
+            ctx,
+            extensions,
+            |act| act.phase != CallPhase::Ended,
+            |act, ctx| act.refuse(ctx, 480, "Temporarily Unavailable"),
+        );
+    }
+
+    /// Rings every registered contact of `extensions` once their bindings are known, if
+    /// `still_wanted` then; `nothing_rang` when no contact could be rung.
+    pub(super) fn ring_contacts(
+        &mut self,
+        ctx: &mut Context<Self>,
+        extensions: Vec<(String, Addr<Extension>)>,
+        still_wanted: fn(&Self) -> bool,
+        nothing_rang: fn(&mut Self, &mut Context<Self>),
+    ) {
         let lookups = extensions.into_iter().map(|(number, ext)| {
             let query = ext.send(GetBindings);
             async move { (number, ext, query.await.unwrap_or_default()) }
         });
         futures::future::join_all(lookups)
             .into_actor(self)
-            .map(|found, act, ctx| {
-                if act.phase == CallPhase::Ended {
+            .map(move |found, act, ctx| {
+                if !still_wanted(act) {
                     return;
                 }
                 for (number, ext, bindings) in found {
@@ -50,7 +67,7 @@ impl Call {
                     }
                 }
                 if act.forks.is_empty() {
-                    act.refuse(ctx, 480, "Temporarily Unavailable");
+                    nothing_rang(act, ctx);
                 }
             })
             .wait(ctx);

@@ -4,12 +4,11 @@
 use actix::prelude::*;
 
 use crate::event_hub::{now_ms, CallState};
-use crate::extension::{Extension, GetBindings, PhoneReleased};
+use crate::extension::{Extension, PhoneReleased};
 use crate::extension::{OfferEnded, OfferOutcome};
 use crate::leg::{Hangup, LegId};
 use crate::media::playback::{Playback, Source};
 use crate::queue::{Enqueue, OfferResult, Queue};
-use crate::router::GetIvr;
 use crate::router::{Resolve, Route};
 use entities::routing_rule::RulePrompt;
 
@@ -173,32 +172,12 @@ impl Call {
         q.wrap_up_seconds = wrap_up_seconds;
         q.offer_timer = Some(ctx.run_later(ring_timeout, |act, ctx| act.offer_failed(ctx, true)));
         self.best_failure = None;
-        let lookups = agents.into_iter().map(|(number, ext)| {
-            let query = ext.send(GetBindings);
-            async move { (number, ext, query.await.unwrap_or_default()) }
-        });
-        futures::future::join_all(lookups)
-            .into_actor(self)
-            .map(|found, act, ctx| {
-                if act.phase != CallPhase::Queued || act.answered.is_some() {
-                    return;
-                }
-                for (number, ext, bindings) in found {
-                    for binding in bindings {
-                        act.fork(
-                            ctx,
-                            binding.uri.clone(),
-                            binding.dest,
-                            binding.transport.clone(),
-                            Some((number.clone(), ext.clone())),
-                        );
-                    }
-                }
-                if act.forks.is_empty() {
-                    act.offer_failed(ctx, false);
-                }
-            })
-            .wait(ctx);
+        self.ring_contacts(
+            ctx,
+            agents,
+            |act| act.phase == CallPhase::Queued && act.answered.is_none(),
+            |act, ctx| act.offer_failed(ctx, false),
+        );
     }
 
     /// An agent answered the queued call `leg`: the queue and the agents hear of it.
@@ -296,16 +275,9 @@ impl Call {
             Some(entities::Target::Group(n) | entities::Target::Ext(n)) => Some(n),
             Some(entities::Target::Ivr(id)) => {
                 // An IVR: typically a voicemail menu.
-                self.services
-                    .router
-                    .send(GetIvr(id))
-                    .into_actor(self)
-                    .map(move |found, act, ctx| match found {
-                        Ok(Some(definition)) => act.enter_ivr(ctx, id, definition),
-                        _ => act.play_and_hang_up(ctx, RulePrompt::Tts(QUEUE_GOODBYE.into())),
-                    })
-                    .wait(ctx);
-                return;
+                return self.enter_ivr_by_id(ctx, id, |act, ctx| {
+                    act.play_and_hang_up(ctx, RulePrompt::Tts(QUEUE_GOODBYE.into()))
+                });
             }
             _ => None,
         };

@@ -12,7 +12,6 @@ use crate::extension::{OfferEnded, OfferOutcome, PhoneReleased};
 use crate::leg::Hangup;
 use crate::media::playback::{Playback, Source};
 use crate::queue::Dequeue;
-use crate::router::GetIvr;
 use crate::router::{Resolve, Route};
 use crate::sip::message::{SipUri, Transport};
 use entities::routing_rule::{RuleAction, RulePrompt};
@@ -127,7 +126,12 @@ impl Call {
 
     /// [`Self::route_number`]; with `ring_timeout`, a phone or line rung there gets the
     /// switch's ring timeout (a queue keeps its own `max_wait`).
-    fn route_number_then(&mut self, ctx: &mut Context<Self>, number: String, ring_timeout: bool) {
+    pub(super) fn route_number_then(
+        &mut self,
+        ctx: &mut Context<Self>,
+        number: String,
+        ring_timeout: bool,
+    ) {
         let from_trunk = matches!(self.caller, Caller::Trunk { .. }) && !self.answered_locally;
         let allow_transit = matches!(
             self.caller,
@@ -246,20 +250,10 @@ impl Call {
                     .unwrap_or(callee);
                 self.route_number(ctx, number);
             }
-            RuleAction::IvrSelect(id) => {
-                self.services
-                    .router
-                    .send(GetIvr(id))
-                    .into_actor(self)
-                    .map(move |found, act, ctx| match found {
-                        Ok(Some(definition)) => act.enter_ivr(ctx, id, definition),
-                        _ => {
-                            tracing::warn!(call_id = %act.id, ivr = id, "routing rule names no IVR");
-                            act.refuse(ctx, 503, "Service Unavailable")
-                        }
-                    })
-                    .wait(ctx);
-            }
+            RuleAction::IvrSelect(id) => self.enter_ivr_by_id(ctx, id, move |act, ctx| {
+                tracing::warn!(call_id = %act.id, ivr = id, "routing rule names no IVR");
+                act.refuse(ctx, 503, "Service Unavailable")
+            }),
             RuleAction::PlayAndHangup(prompt) => self.play_and_hang_up(ctx, prompt),
             RuleAction::VoiceMail => self.enter_voicemail(ctx),
             RuleAction::IncomingCallDelay { secs } => {

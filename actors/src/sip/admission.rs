@@ -6,7 +6,7 @@
 //! 1,600 offered). Refusing the excess at once with 503 and `Retry-After`, before any actor
 //! sees it, keeps the switch carrying its configured rate. Sans-IO: time is passed in.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// A bucket of `rate` tokens a second holding at most one second's worth: a burst of
 /// `rate` calls passes, then `rate` a second.
@@ -44,17 +44,12 @@ impl CallAdmission {
             false
         }
     }
-
-    /// How long until the next call would be admitted (for logs and tests).
-    pub fn wait_hint(&self) -> Duration {
-        let missing = (1.0 - self.tokens).max(0.0);
-        Duration::from_secs_f64(missing / self.rate)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn zero_means_no_limit() {
@@ -68,7 +63,6 @@ mod tests {
         let burst = (0..25).filter(|_| bucket.admit(t0)).count();
         assert_eq!(burst, 10);
         assert!(!bucket.admit(t0));
-        assert!(bucket.wait_hint() > Duration::ZERO);
         // 100 ms later: one more token.
         let t1 = t0 + Duration::from_millis(100);
         assert!(bucket.admit(t1));

@@ -464,10 +464,9 @@ impl EndpointTask {
                     }
                     // The answer to a digest challenge is the same call, counted when it
                     // was challenged (a forged header only buys a cheap 407 or 403).
-                    let challenged_before = request.header("Proxy-Authorization").is_some()
-                        || request.header("Authorization").is_some();
                     let refused = new_call
-                        && !challenged_before
+                        && request.header("Proxy-Authorization").is_none()
+                        && request.header("Authorization").is_none()
                         && self
                             .admission
                             .as_mut()

@@ -41,6 +41,24 @@ pub struct RoutingRuleInput {
     pub subendtime: String,
 }
 
+/// A stored rule as input: the base a partial update (SOAP `updateIntelligentRoutingRule`)
+/// changes.
+impl From<routing_rule::Model> for RoutingRuleInput {
+    fn from(m: routing_rule::Model) -> Self {
+        RoutingRuleInput {
+            telnum: m.telnum,
+            offon: m.offon,
+            operationtype: m.operationtype,
+            parameters: m.parameters,
+            datetype: m.datetype,
+            begintime: m.begintime,
+            endtime: m.endtime,
+            subbegintime: m.subbegintime,
+            subendtime: m.subendtime,
+        }
+    }
+}
+
 impl Default for RoutingRuleInput {
     fn default() -> Self {
         RoutingRuleInput {

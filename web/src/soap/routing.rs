@@ -127,7 +127,7 @@ async fn update(state: &AppState, op: &Element) -> Result<routing_rule::Model, F
         .await
         .map_err(|e| super::repo_fault(&op.name, e, not_found))?
         .ok_or_else(|| Fault::Client(no_rule(id)))?;
-    let input = apply(rule, stored_input(stored))?;
+    let input = apply(rule, RoutingRuleInput::from(stored))?;
     let model = routing_rules::update(&state.db, id, input)
         .await
         .map_err(|e| super::repo_fault(&op.name, e, not_found))?;
@@ -171,21 +171,6 @@ fn rule_param(op: &Element) -> Result<&Element, Fault> {
                 op.name
             ))
         })
-}
-
-/// A stored rule as input, the base an update changes.
-fn stored_input(m: routing_rule::Model) -> RoutingRuleInput {
-    RoutingRuleInput {
-        telnum: m.telnum,
-        offon: m.offon,
-        operationtype: m.operationtype,
-        parameters: m.parameters,
-        datetype: m.datetype,
-        begintime: m.begintime,
-        endtime: m.endtime,
-        subbegintime: m.subbegintime,
-        subendtime: m.subendtime,
-    }
 }
 
 /// `base` with the fields present in the `IntelligentRoutingRule` element `rule`. Only
@@ -495,7 +480,7 @@ mod tests {
         );
         let rule = rule_param(&upd).unwrap();
         assert_eq!(int(rule, "id").unwrap(), Some(7));
-        let merged = apply(rule, stored_input(model())).unwrap();
+        let merged = apply(rule, RoutingRuleInput::from(model())).unwrap();
         assert!(merged.offon);
         assert_eq!(merged.telnum, "802", "nil keeps the stored value");
         assert_eq!(merged.parameters, "", "present and empty replaces");
