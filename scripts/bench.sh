@@ -284,8 +284,9 @@ cpu_at() {
 }
 
 total_calls=0
-for r in $RATES; do total_calls=$((total_calls + r * STEP_S)); done
-phase_limit=$(((STEP_S * 3 + 20) * $(wc -w <<<"$RATES") + 60))
+# A retried step sends its calls again: the carrier (bounded by -m) must answer those too.
+for r in $RATES; do total_calls=$((total_calls + r * STEP_S * (RETRIES + 1))); done
+phase_limit=$(((STEP_S * 3 + 20) * $(wc -w <<<"$RATES") * (RETRIES + 1) + 60))
 
 # --- Kamailio -----------------------------------------------------------------------------
 KAM_PID=""

@@ -534,6 +534,24 @@ async fn torture_messages_against_a_running_switch() {
         .wait()
         .await
         .assert_success("802's phone after the torture messages");
+    // Nothing left behind: no call, dialog or media port outlives the calls (transactions
+    // may, for their RFC 3261 wait timers).
+    let mut core = serde_json::Value::Null;
+    for _ in 0..50 {
+        let (_, body) = common::get(&switch, "/health").await;
+        core = serde_json::from_str::<serde_json::Value>(&body).unwrap_or_default()["core"].clone();
+        if ["calls", "dialogs", "media_endpoints"]
+            .iter()
+            .all(|k| core[*k] == 0)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for key in ["calls", "dialogs", "media_endpoints"] {
+        assert_eq!(core[key], 0, "{key} left over after the calls: {core}");
+    }
+    assert!(core["sip_transactions"].is_u64(), "{core}");
     switch.stop().await.unwrap();
 
     assert!(

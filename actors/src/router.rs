@@ -97,9 +97,10 @@ pub struct SipRouter {
     services: Services,
     db: sea_orm::DatabaseConnection,
     directory: Directory,
-    dialogs: HashMap<DialogKey, Recipient<SipEvent>>,
-    transactions: HashMap<TransactionKey, Recipient<SipEvent>>,
-    calls: HashMap<String, Addr<Call>>,
+    // foldhash: looked up for every SIP message.
+    dialogs: foldhash::HashMap<DialogKey, Recipient<SipEvent>>,
+    transactions: foldhash::HashMap<TransactionKey, Recipient<SipEvent>>,
+    calls: foldhash::HashMap<String, Addr<Call>>,
     /// Playback calls to extensions (interface 34), by extension number, with Call-ID.
     playouts: HashMap<String, (Addr<Playout>, String)>,
     /// Shutdown waiting for the last call to end.
@@ -112,10 +113,10 @@ impl SipRouter {
             services,
             db,
             directory,
-            dialogs: HashMap::new(),
-            transactions: HashMap::new(),
+            dialogs: Default::default(),
+            transactions: Default::default(),
             playouts: HashMap::new(),
-            calls: HashMap::new(),
+            calls: Default::default(),
             drained: Vec::new(),
         }
     }
@@ -632,11 +633,19 @@ impl Handler<ApplyListChange> for SipRouter {
 }
 
 /// Counters for health and tests.
-#[derive(Debug, Clone, Copy, Default)]
+/// What the switching core holds right now: for `GET /health` and for finding leaks.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct RouterStats {
+    /// Calls in progress.
     pub calls: usize,
+    /// Dialogs routed to a leg.
     pub dialogs: usize,
+    /// Client transactions routed to a leg.
     pub transactions: usize,
+    /// Transactions in the SIP layer (those absorbing retransmissions included).
+    pub sip_transactions: usize,
+    /// Media endpoints (RTP port pairs) open.
+    pub media_endpoints: u64,
 }
 
 #[derive(Message)]
@@ -651,6 +660,13 @@ impl Handler<GetRouterStats> for SipRouter {
             calls: self.calls.len(),
             dialogs: self.dialogs.len(),
             transactions: self.transactions.len(),
+            sip_transactions: self
+                .services
+                .endpoint
+                .stats()
+                .transactions
+                .load(std::sync::atomic::Ordering::Relaxed),
+            media_endpoints: self.services.media.stats().endpoints,
         })
     }
 }

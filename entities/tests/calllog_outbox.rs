@@ -107,10 +107,17 @@ async fn calllog_batch_round_trip() {
             state: Set("STATE_FAILED".into()),
             ..Default::default()
         };
-        let stored = logs::insert_batch(db, vec![sparse, full_row()])
+        let written = logs::insert_batch(db, vec![sparse, full_row()])
             .await
             .unwrap();
-        assert_eq!(stored.len(), 2);
+        assert_eq!(written, 2);
+        let stored = [
+            logs::by_callid(db, "abc@10.0.0.1").await.unwrap().unwrap(),
+            logs::by_callid(db, "105652437424950-326581766720130@192.168.3.9")
+                .await
+                .unwrap()
+                .unwrap(),
+        ];
         assert!(
             stored[0].id > 0 && stored[1].id > stored[0].id,
             "[{kind}] ids in order"
@@ -169,7 +176,36 @@ async fn calllog_batch_round_trip() {
         let back: calllog::Model = serde_json::from_value(json).unwrap();
         assert_eq!(back, found);
 
-        assert!(logs::insert_batch(db, vec![]).await.unwrap().is_empty());
+        assert_eq!(logs::insert_batch(db, vec![]).await.unwrap(), 0);
+    });
+}
+
+#[tokio::test]
+async fn calllog_batch_larger_than_one_statement() {
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    on_each_db!(|db, kind| {
+        // More rows than one multi-row INSERT may bind: written in several statements.
+        let rows: Vec<calllog::ActiveModel> = (0..2_500)
+            .map(|i| calllog::ActiveModel {
+                callid: Set(format!("bulk-{i}@host")),
+                ..full_row()
+            })
+            .collect();
+        assert_eq!(
+            logs::insert_batch(db, rows).await.unwrap(),
+            2_500,
+            "[{kind}]"
+        );
+        assert_eq!(
+            calllog::Entity::find().count(db).await.unwrap(),
+            2_500,
+            "[{kind}]"
+        );
+        let last = logs::by_callid(db, "bulk-2499@host")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(last.cname, "张三", "[{kind}] every column written");
     });
 }
 

@@ -17,11 +17,21 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
             "version": env!("CARGO_PKG_VERSION"),
         }));
     }
+    // What the switching core holds (calls, transactions, media ports): leaks show here.
+    let core = match &state.router {
+        Some(router) => router
+            .send(actors::router::GetRouterStats)
+            .await
+            .ok()
+            .map(|stats| json!(stats)),
+        None => None,
+    };
     HttpResponse::Ok().json(json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "database": backend,
         "sip": state.sip_addr.to_string(),
         "uptime_seconds": state.started.elapsed().as_secs(),
+        "core": core,
     }))
 }

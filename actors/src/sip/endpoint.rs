@@ -113,6 +113,8 @@ pub struct EndpointStats {
     pub rate_limited: AtomicU64,
     /// Events delivered to the TU that it has not taken yet.
     pub backlog: AtomicUsize,
+    /// Live transactions (including those only absorbing retransmissions).
+    pub transactions: AtomicUsize,
 }
 
 /// Cheap to clone; every method is non-blocking.
@@ -328,6 +330,9 @@ impl EndpointTask {
             if timer.deadline() != deadline {
                 timer.as_mut().reset(deadline);
             }
+            self.stats
+                .transactions
+                .store(self.layer.len(), Ordering::Relaxed);
             tokio::select! {
                 received = udp.recv_from(&mut buf) => match received {
                     Ok((n, src)) => self.on_datagram(&buf[..n], src),

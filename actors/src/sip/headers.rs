@@ -5,6 +5,7 @@
 //! unknown headers keep their name and value verbatim. Values are stored as text and parsed
 //! by the typed accessors; the message parser has already checked the ones it validates.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
@@ -123,17 +124,40 @@ const SPLIT_ON_COMMA: &[&str] = &[
 /// The canonical name of a header: the long form for compact names, the registry spelling
 /// for known names, the name as given otherwise.
 pub fn canonical_name(name: &str) -> &str {
+    known_name(name).unwrap_or(name)
+}
+
+/// The canonical spelling of a header this switch knows (compact forms included).
+fn known_name(name: &str) -> Option<&'static str> {
     if let [b] = name.as_bytes() {
         let lower = b.to_ascii_lowercase();
-        if let Some((_, long)) = COMPACT.iter().find(|(c, _)| *c == lower) {
-            return long;
-        }
+        return COMPACT
+            .iter()
+            .find(|(c, _)| *c == lower)
+            .map(|(_, long)| *long);
     }
+    // Every message looks names up many times: a binary search (the table is sorted
+    // case-insensitively, checked by a test) instead of a scan.
     CANONICAL
-        .iter()
-        .find(|c| c.eq_ignore_ascii_case(name))
+        .binary_search_by(|known| cmp_ignore_ascii_case(known, name))
+        .ok()
+        .and_then(|at| CANONICAL.get(at))
         .copied()
-        .unwrap_or(name)
+}
+
+fn cmp_ignore_ascii_case(a: &str, b: &str) -> std::cmp::Ordering {
+    a.bytes()
+        .map(|c| c.to_ascii_lowercase())
+        .cmp(b.bytes().map(|c| c.to_ascii_lowercase()))
+}
+
+/// A header name as stored: the static canonical spelling of a known header (no
+/// allocation), or an unknown header's name as received.
+fn stored_name(name: &str) -> Cow<'static, str> {
+    match known_name(name) {
+        Some(known) => Cow::Borrowed(known),
+        None => Cow::Owned(name.to_string()),
+    }
 }
 
 pub(crate) fn splits_on_comma(canonical: &str) -> bool {
@@ -171,7 +195,7 @@ pub(crate) fn split_list(value: &str) -> Option<Vec<&str>> {
 /// All headers of a message, in order, with canonical names.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Headers {
-    entries: Vec<(String, String)>,
+    entries: Vec<(Cow<'static, str>, String)>,
 }
 
 impl Headers {
@@ -181,16 +205,15 @@ impl Headers {
 
     /// Appends a header (the name is canonicalised).
     pub fn add(&mut self, name: &str, value: impl Into<String>) {
-        self.entries
-            .push((canonical_name(name).to_string(), value.into()));
+        self.entries.push((stored_name(name), value.into()));
     }
 
     /// Inserts a header before all others of the same name (e.g. a new top Via), or at the
     /// end if there is none.
     pub fn add_first(&mut self, name: &str, value: impl Into<String>) {
-        let name = canonical_name(name);
-        let at = self.position(name).unwrap_or(self.entries.len());
-        self.entries.insert(at, (name.to_string(), value.into()));
+        let name = stored_name(name);
+        let at = self.position(&name).unwrap_or(self.entries.len());
+        self.entries.insert(at, (name, value.into()));
     }
 
     /// Replaces every `name` header with one value at the position of the first (or appends).
@@ -242,7 +265,7 @@ impl Headers {
 
     /// Every value of `name`, in order.
     pub fn get_all<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> + 'a {
-        let name = canonical_name(name).to_string();
+        let name: Cow<'static, str> = stored_name(name);
         self.entries
             .iter()
             .filter(move |(n, _)| n.eq_ignore_ascii_case(&name))
@@ -255,7 +278,7 @@ impl Headers {
 
     /// All `(name, value)` pairs in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.entries.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        self.entries.iter().map(|(n, v)| (n.as_ref(), v.as_str()))
     }
 
     pub fn len(&self) -> usize {
@@ -810,6 +833,16 @@ pub fn response_target(via: &Via, src: SocketAddr) -> SocketAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn canonical_table_is_sorted_for_binary_search() {
+        assert!(CANONICAL
+            .windows(2)
+            .all(|w| cmp_ignore_ascii_case(w[0], w[1]) == std::cmp::Ordering::Less));
+        for name in CANONICAL {
+            assert_eq!(known_name(&name.to_ascii_uppercase()), Some(*name));
+        }
+    }
 
     #[test]
     fn canonical_names() {

@@ -27,7 +27,9 @@
 //! 31.5 s, then Timer B at 32 s). The T2 cap applies to Timers E and G and to 2xx resends.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
+
+use foldhash::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -140,19 +142,25 @@ fn unreliable_only(reliable: bool, d: Duration) -> Duration {
     }
 }
 
-/// What a client transaction knows: the request, its wire form and where it goes.
+/// What a client transaction knows: the request (INVITE only: the ACK of a non-2xx final
+/// is built from it), its wire form and where it goes. Both are released once a final
+/// response has arrived: the transaction then lives on for up to 32 s (Timers D, K, M)
+/// only to absorb retransmissions.
 #[derive(Debug, Clone)]
 pub struct ClientCtx {
-    pub request: Request,
+    pub request: Option<Request>,
     pub bytes: Bytes,
     pub dest: SocketAddr,
     pub reliable: bool,
 }
 
-/// What a server transaction knows: the request that created it and where responses go.
+/// What a server transaction knows: where responses go, and (INVITE) what the ACK for its
+/// 2xx shares with the request. The request itself goes to the TU, not kept here: a
+/// transaction outlives its request by up to 32 s (Timers J and L) and only absorbs
+/// retransmissions in that time.
 #[derive(Debug, Clone)]
 pub struct ServerCtx {
-    pub request: Request,
+    pub dialog: Option<DialogRef>,
     pub dest: SocketAddr,
     pub reliable: bool,
 }
@@ -175,6 +183,14 @@ pub enum ClientInviteState {
         acks: Vec<(String, Bytes, SocketAddr)>,
     },
     Terminated,
+}
+
+impl ClientCtx {
+    /// Drops what only an unanswered request needs (see the type's doc).
+    fn release_request(&mut self) {
+        self.request = None;
+        self.bytes = Bytes::new();
+    }
 }
 
 pub fn client_invite_start(ctx: &ClientCtx) -> (ClientInviteState, Vec<Action>) {
@@ -222,7 +238,11 @@ pub fn client_invite(
             ),
             _ => {
                 // The transaction ACKs non-2xx finals itself (§17.1.1.3), same branch.
-                let ack = Bytes::from(make_ack(&ctx.request, &r).to_bytes());
+                let ack = ctx
+                    .request
+                    .as_ref()
+                    .map(|req| Bytes::from(make_ack(req, &r).to_bytes()))
+                    .unwrap_or_default();
                 (
                     Completed { ack: ack.clone() },
                     vec![
@@ -360,10 +380,11 @@ pub enum ServerInviteState {
     Terminated,
 }
 
-pub fn server_invite_start(ctx: &ServerCtx) -> (ServerInviteState, Vec<Action>) {
+/// Starts an INVITE server transaction: the request goes to the TU.
+pub fn server_invite_start(request: Request) -> (ServerInviteState, Vec<Action>) {
     (
         ServerInviteState::Proceeding { last: None },
-        vec![Action::Deliver(ctx.request.clone().into())],
+        vec![Action::Deliver(request.into())],
     )
 }
 
@@ -463,7 +484,9 @@ pub fn server_invite(
             let acked = acked || ack_now;
             (
                 Accepted {
-                    last,
+                    // Acknowledged: the 2xx is never sent again, so it need not be kept
+                    // for the rest of Timer L.
+                    last: if acked { Bytes::new() } else { last },
                     acked,
                     resend_interval,
                 },
@@ -536,10 +559,11 @@ pub enum ServerNonInviteState {
     Terminated,
 }
 
-pub fn server_non_invite_start(ctx: &ServerCtx) -> (ServerNonInviteState, Vec<Action>) {
+/// Starts a non-INVITE server transaction: the request goes to the TU.
+pub fn server_non_invite_start(request: Request) -> (ServerNonInviteState, Vec<Action>) {
     (
         ServerNonInviteState::Trying,
-        vec![Action::Deliver(ctx.request.clone().into())],
+        vec![Action::Deliver(request.into())],
     )
 }
 
@@ -838,9 +862,25 @@ impl Machine {
             }};
         }
         match self {
-            Machine::InviteClient(c, s) => run!(c, s, client_invite, ClientInviteState::Terminated),
+            Machine::InviteClient(c, s) => {
+                let actions = run!(c, s, client_invite, ClientInviteState::Terminated);
+                if !matches!(
+                    s,
+                    ClientInviteState::Calling { .. } | ClientInviteState::Proceeding
+                ) {
+                    c.release_request();
+                }
+                actions
+            }
             Machine::NonInviteClient(c, s) => {
-                run!(c, s, client_non_invite, ClientNonInviteState::Terminated)
+                let actions = run!(c, s, client_non_invite, ClientNonInviteState::Terminated);
+                if matches!(
+                    s,
+                    ClientNonInviteState::Completed | ClientNonInviteState::Terminated
+                ) {
+                    c.release_request();
+                }
+                actions
             }
             Machine::InviteServer(c, s) => run!(c, s, server_invite, ServerInviteState::Terminated),
             Machine::NonInviteServer(c, s) => {
@@ -849,9 +889,10 @@ impl Machine {
         }
     }
 
-    fn server_request(&self) -> Option<&Request> {
+    /// What the ACK for this server INVITE's 2xx shares with the INVITE.
+    fn server_dialog(&self) -> Option<&DialogRef> {
         match self {
-            Machine::InviteServer(c, _) | Machine::NonInviteServer(c, _) => Some(&c.request),
+            Machine::InviteServer(c, _) => c.dialog.as_ref(),
             _ => None,
         }
     }
@@ -879,7 +920,7 @@ enum ServerKind {
 }
 
 /// Call-ID, CSeq number and From-tag: what an ACK for a 2xx shares with its INVITE.
-type DialogRef = (String, u32, String);
+pub type DialogRef = (String, u32, String);
 
 fn dialog_ref(req: &Request) -> Option<DialogRef> {
     let (seq, _) = req.cseq()?;
@@ -894,7 +935,9 @@ fn dialog_ref(req: &Request) -> Option<DialogRef> {
 #[derive(Debug, Default)]
 pub struct TransactionLayer {
     config: LayerConfig,
-    txs: HashMap<TransactionKey, Transaction>,
+    /// Boxed: the table is sized for the peak (tens of thousands of transactions live for
+    /// 32 s at a few thousand calls/s) and never shrinks, so its slots stay small.
+    txs: HashMap<TransactionKey, Box<Transaction>>,
     heap: BinaryHeap<Reverse<(Instant, u64)>>,
     timers: HashMap<u64, (TransactionKey, TimerId)>,
     next_seq: u64,
@@ -1041,15 +1084,17 @@ impl TransactionLayer {
             _ => src,
         };
         let ctx = ServerCtx {
-            request: req,
+            dialog: (kind == ServerKind::Invite)
+                .then(|| dialog_ref(&req))
+                .flatten(),
             dest,
             reliable,
         };
         let (machine, mut actions) = if kind == ServerKind::Invite {
-            let (s, a) = server_invite_start(&ctx);
+            let (s, a) = server_invite_start(req);
             (Machine::InviteServer(ctx, s), a)
         } else {
-            let (s, a) = server_non_invite_start(&ctx);
+            let (s, a) = server_non_invite_start(req);
             (Machine::NonInviteServer(ctx, s), a)
         };
         if kind == ServerKind::Cancel {
@@ -1058,14 +1103,14 @@ impl TransactionLayer {
         }
         self.txs.insert(
             key.clone(),
-            Transaction {
+            Box::new(Transaction {
                 machine,
                 transport,
                 src: Some(src),
                 armed: Vec::new(),
                 to_tag: None,
                 ack_index: None,
-            },
+            }),
         );
         let mut out = Vec::new();
         self.run_actions(key, actions, now, &mut out);
@@ -1110,13 +1155,14 @@ impl TransactionLayer {
         if self.txs.contains_key(&key) {
             return Err(TransactionError::Duplicate);
         }
+        let invite = req.method == Method::Invite;
         let ctx = ClientCtx {
             bytes: Bytes::from(req.to_bytes()),
-            request: req,
+            request: invite.then_some(req),
             dest,
             reliable: transport.is_reliable(),
         };
-        let (machine, actions) = if ctx.request.method == Method::Invite {
+        let (machine, actions) = if invite {
             let (s, a) = client_invite_start(&ctx);
             (Machine::InviteClient(ctx, s), a)
         } else {
@@ -1125,14 +1171,14 @@ impl TransactionLayer {
         };
         self.txs.insert(
             key.clone(),
-            Transaction {
+            Box::new(Transaction {
                 machine,
                 transport,
                 src: None,
                 armed: Vec::new(),
                 to_tag: None,
                 ack_index: None,
-            },
+            }),
         );
         let mut out = Vec::new();
         self.run_actions(&key, actions, now, &mut out);
@@ -1332,7 +1378,7 @@ impl TransactionLayer {
                     Machine::InviteServer(_, ServerInviteState::Accepted { .. })
                 )
             {
-                if let Some(d) = tx.machine.server_request().and_then(dialog_ref) {
+                if let Some(d) = tx.machine.server_dialog().cloned() {
                     self.accepted.insert(d.clone(), key.clone());
                     tx.ack_index = Some(d);
                 }
@@ -1392,6 +1438,14 @@ mod tests {
         .set_call_id("out-1@192.0.2.1")
         .set_cseq(1, &method);
         r
+    }
+
+    /// The request as the client transaction put it on the wire (with its branch).
+    fn sent_request(c: &ClientCtx) -> Request {
+        match crate::sip::message::parse(&c.bytes) {
+            Ok(SipMessage::Request(r)) => r,
+            other => panic!("not a request on the wire: {other:?}"),
+        }
     }
 
     fn response_to(req: &Request, status: u16, tag: Option<&str>) -> SipMessage {
@@ -1480,7 +1534,7 @@ mod tests {
             .send_request(invite.clone(), peer(), Transport::Udp, t0)
             .unwrap();
         let sent = match &layer.txs[&key].machine {
-            Machine::InviteClient(c, _) => c.request.clone(),
+            Machine::InviteClient(c, _) => sent_request(c),
             _ => unreachable!(),
         };
         let ev = layer.on_datagram(response_to(&sent, 180, Some("callee")), peer(), t0);
@@ -1534,7 +1588,7 @@ mod tests {
             .send_request(outgoing(Method::Invite), peer(), Transport::Udp, t0)
             .unwrap();
         let sent = match &layer.txs[&key].machine {
-            Machine::InviteClient(c, _) => c.request.clone(),
+            Machine::InviteClient(c, _) => sent_request(c),
             _ => unreachable!(),
         };
         let ok = response_to(&sent, 200, Some("b1"));
@@ -1765,7 +1819,7 @@ mod tests {
             .send_request(outgoing(Method::Bye), peer(), Transport::Udp, t0)
             .unwrap();
         let sent = match &layer.txs[&key].machine {
-            Machine::NonInviteClient(c, _) => c.request.clone(),
+            Machine::NonInviteClient(c, _) => sent_request(c),
             _ => unreachable!(),
         };
         layer.on_datagram(
@@ -1880,7 +1934,7 @@ mod tests {
             .send_request(outgoing(Method::Invite), peer(), Transport::Udp, t0)
             .unwrap();
         let invite = match &layer.txs[&inv_key].machine {
-            Machine::InviteClient(c, _) => c.request.clone(),
+            Machine::InviteClient(c, _) => sent_request(c),
             _ => unreachable!(),
         };
         let cancel = make_cancel(&invite);
@@ -1910,7 +1964,7 @@ mod tests {
             .send_request(outgoing(Method::Invite), peer(), Transport::Tcp, t0)
             .unwrap();
         let sent = match &layer.txs[&key].machine {
-            Machine::InviteClient(c, _) => c.request.clone(),
+            Machine::InviteClient(c, _) => sent_request(c),
             _ => unreachable!(),
         };
         let events = run_until(&mut layer, t0, Duration::from_secs(31));
@@ -2041,7 +2095,7 @@ mod tests {
     #[test]
     fn pure_state_machine_is_usable_without_the_layer() {
         let ctx = ClientCtx {
-            request: outgoing(Method::Options),
+            request: None,
             bytes: Bytes::from_static(b"OPTIONS"),
             dest: peer(),
             reliable: false,
