@@ -632,7 +632,6 @@ impl Handler<ApplyListChange> for SipRouter {
     }
 }
 
-/// Counters for health and tests.
 /// What the switching core holds right now: for `GET /health` and for finding leaks.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct RouterStats {

@@ -184,7 +184,7 @@ async fn calllog_batch_round_trip() {
 async fn calllog_batch_larger_than_one_statement() {
     use sea_orm::{EntityTrait, PaginatorTrait};
     on_each_db!(|db, kind| {
-        // More rows than one multi-row INSERT may bind: written in several statements.
+        // Far more rows than one multi-row INSERT takes: written in many statements.
         let rows: Vec<calllog::ActiveModel> = (0..2_500)
             .map(|i| calllog::ActiveModel {
                 callid: Set(format!("bulk-{i}@host")),

@@ -21,6 +21,8 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
     let core = match &state.router {
         Some(router) => router
             .send(actors::router::GetRouterStats)
+            // Readiness must answer even when the router is busy: the counters are extra.
+            .timeout(std::time::Duration::from_secs(1))
             .await
             .ok()
             .map(|stats| json!(stats)),

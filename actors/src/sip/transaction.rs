@@ -28,10 +28,10 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
-
-use foldhash::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+use foldhash::HashMap;
 
 use bytes::Bytes;
 
@@ -237,7 +237,9 @@ pub fn client_invite(
                 ],
             ),
             _ => {
-                // The transaction ACKs non-2xx finals itself (§17.1.1.3), same branch.
+                // The transaction ACKs non-2xx finals itself (§17.1.1.3), same branch. The
+                // layer keeps every INVITE's request until its final response.
+                debug_assert!(ctx.request.is_some(), "INVITE client without its request");
                 let ack = ctx
                     .request
                     .as_ref()

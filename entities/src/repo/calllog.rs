@@ -9,12 +9,11 @@ use crate::calllog::{self, ActiveModel, Column, Model};
 use crate::db::begin_write;
 use crate::Error;
 
-/// Bind parameters per multi-row `INSERT`: below SQLite's 32,766 and the 65,535 of
-/// PostgreSQL and MySQL.
-const MAX_BIND_PARAMS: usize = 30_000;
 /// Rows per multi-row `INSERT`: enough to make the per-statement cost small, few enough
 /// that building the statement stays out of the allocator's large-block path (whole
-/// statements of hundreds of rows showed as page faults in profiles).
+/// statements of hundreds of rows showed as page faults in profiles). 32 rows of ~30
+/// columns bind ~1,000 parameters, far below SQLite's 32,766 and the 65,535 of PostgreSQL
+/// and MySQL.
 const ROWS_PER_STATEMENT: usize = 32;
 
 /// Insert `rows` in one transaction, as multi-row `INSERT`s (one statement per chunk, not
@@ -45,12 +44,11 @@ where
             row
         })
         .collect();
-    let per_statement = (MAX_BIND_PARAMS / Column::iter().count()).clamp(1, ROWS_PER_STATEMENT);
     let txn = begin_write(db).await?;
     let mut written = 0;
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
-        let chunk: Vec<ActiveModel> = rows.by_ref().take(per_statement).collect();
+        let chunk: Vec<ActiveModel> = rows.by_ref().take(ROWS_PER_STATEMENT).collect();
         written += calllog::Entity::insert_many(chunk)
             .exec_without_returning(&txn)
             .await?;
