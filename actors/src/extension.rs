@@ -480,13 +480,26 @@ pub enum AuthVerdict {
 /// `Proxy-Authorization`; the router answers 407 or 403 on the verdict.
 #[derive(Message)]
 #[rtype(result = "AuthVerdict")]
-pub struct AuthorizeInvite(pub Request);
+pub struct AuthorizeInvite {
+    /// The request's `Proxy-Authorization` value, if any.
+    pub credentials: Option<String>,
+    pub method: Method,
+}
+
+impl AuthorizeInvite {
+    /// What of `req` the check needs (not the whole request: it stays with the router).
+    pub fn of(req: &Request) -> Self {
+        AuthorizeInvite {
+            credentials: req.proxy_authorization().map(str::to_string),
+            method: req.method.clone(),
+        }
+    }
+}
 
 impl Handler<AuthorizeInvite> for Extension {
     type Result = MessageResult<AuthorizeInvite>;
     fn handle(&mut self, msg: AuthorizeInvite, _: &mut Self::Context) -> Self::Result {
-        let req = msg.0;
-        MessageResult(self.check_credentials(req.proxy_authorization(), &req.method))
+        MessageResult(self.check_credentials(msg.credentials.as_deref(), &msg.method))
     }
 }
 

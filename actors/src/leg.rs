@@ -192,9 +192,12 @@ impl Leg {
         key: TransactionKey,
         src: SocketAddr,
         transport: Transport,
-    ) -> Result<Leg, crate::Error> {
-        let dialog = Dialog::uas(&invite, &new_tag(), src, transport)
-            .map_err(|e| crate::Error::Sip(e.to_string()))?;
+    ) -> Result<Leg, Box<(crate::Error, Request)>> {
+        // The INVITE is handed back on failure: the caller still has to answer it.
+        let dialog = match Dialog::uas(&invite, &new_tag(), src, transport) {
+            Ok(dialog) => dialog,
+            Err(e) => return Err(Box::new((crate::Error::Sip(e.to_string()), invite))),
+        };
         Ok(Leg {
             id,
             role: Role::Uas,

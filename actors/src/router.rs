@@ -209,7 +209,7 @@ impl SipRouter {
             return self.reply(&key, &request, 400, "Bad Request - To is not a SIP AOR");
         }
         let user = to.uri.user.clone().unwrap_or_default();
-        match self.directory.extensions.get(&user) {
+        match self.directory.extensions.get(user.as_str()) {
             Some(ext) => ext.do_send(HandleRegister {
                 key,
                 request,
@@ -245,7 +245,7 @@ impl SipRouter {
         }
         let from_user = request
             .from()
-            .and_then(|f| f.uri.user.clone())
+            .and_then(|f| f.uri.user.map(String::from))
             .unwrap_or_default();
         if let Some(trunk) = self.trunk_at(src) {
             let caller = Caller::Trunk {
@@ -259,8 +259,7 @@ impl SipRouter {
         let Some(ext) = self.directory.extensions.get(&from_user).cloned() else {
             return self.reply(&key, &request, 403, "Forbidden");
         };
-        let req = request.clone();
-        ext.send(AuthorizeInvite(req))
+        ext.send(AuthorizeInvite::of(&request))
             .into_actor(self)
             .map(move |verdict, act, _| match verdict {
                 Ok(AuthVerdict::Accept) => {

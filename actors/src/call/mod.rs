@@ -204,7 +204,13 @@ pub struct Call {
 impl Call {
     pub fn new(setup: CallSetup, services: Services) -> Self {
         let id = setup.invite.call_id().unwrap_or_default().to_string();
-        let callee = setup.invite.uri.user.clone().unwrap_or_default();
+        let callee = setup
+            .invite
+            .uri
+            .user
+            .as_deref()
+            .unwrap_or_default()
+            .to_string();
         let caller = setup.caller.clone();
         let max_forwards = setup
             .invite
@@ -310,20 +316,35 @@ impl Call {
             return Err((500, "Server Internal Error"));
         };
         let me = ctx.address().recipient();
+        let body = setup.invite.body.clone();
+        let CallSetup {
+            invite,
+            key,
+            src,
+            transport,
+            caller,
+        } = setup;
         let leg = Leg::uas(
             CALLER_LEG,
             me,
             self.services.clone(),
-            setup.invite.clone(),
-            setup.key.clone(),
-            setup.src,
-            setup.transport.clone(),
+            invite,
+            key.clone(),
+            src,
+            transport.clone(),
         );
         let leg = match leg {
             Ok(leg) => leg.start(),
-            Err(e) => {
+            Err(refused) => {
+                let (e, invite) = *refused;
                 tracing::debug!(call_id = %self.id, "cannot start caller leg: {e}");
-                self.setup = Some(setup);
+                self.setup = Some(CallSetup {
+                    invite,
+                    key,
+                    src,
+                    transport,
+                    caller,
+                });
                 return Err((400, "Bad Request"));
             }
         };
@@ -336,11 +357,11 @@ impl Call {
                 pickup_ms: None,
             });
         }
-        if setup.invite.body.is_empty() {
+        if body.is_empty() {
             // Offer-less INVITEs (offer in the 200) are not carried yet.
             return Err((488, "Not Acceptable Here"));
         }
-        let offer = std::str::from_utf8(&setup.invite.body)
+        let offer = std::str::from_utf8(&body)
             .ok()
             .and_then(|text| Sdp::parse(text).ok())
             .ok_or((488, "Not Acceptable Here"))?;

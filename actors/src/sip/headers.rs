@@ -9,6 +9,8 @@ use std::borrow::Cow;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
+use compact_str::CompactString;
+
 use super::uri::{
     is_token, parse_host, parse_port, strip_brackets, Cursor, NameAddr, Params, SyntaxError,
 };
@@ -136,19 +138,29 @@ fn known_name(name: &str) -> Option<&'static str> {
             .find(|(c, _)| *c == lower)
             .map(|(_, long)| *long);
     }
-    // Every message looks names up many times: a binary search (the table is sorted
-    // case-insensitively, checked by a test) instead of a scan.
-    CANONICAL
-        .binary_search_by(|known| cmp_ignore_ascii_case(known, name))
-        .ok()
-        .and_then(|at| CANONICAL.get(at))
+    // Every message looks names up many times: only names of the same length are compared,
+    // the canonical spelling (what nearly every peer sends) with a plain memcmp first.
+    let bucket = by_length().get(name.len())?;
+    bucket
+        .iter()
+        .find(|known| **known == name)
+        .or_else(|| bucket.iter().find(|known| known.eq_ignore_ascii_case(name)))
         .copied()
 }
 
-fn cmp_ignore_ascii_case(a: &str, b: &str) -> std::cmp::Ordering {
-    a.bytes()
-        .map(|c| c.to_ascii_lowercase())
-        .cmp(b.bytes().map(|c| c.to_ascii_lowercase()))
+/// `CANONICAL` grouped by name length.
+fn by_length() -> &'static [Vec<&'static str>] {
+    static BUCKETS: std::sync::OnceLock<Vec<Vec<&'static str>>> = std::sync::OnceLock::new();
+    BUCKETS.get_or_init(|| {
+        let longest = CANONICAL.iter().map(|n| n.len()).max().unwrap_or(0);
+        let mut buckets = vec![Vec::new(); longest + 1];
+        for name in CANONICAL {
+            if let Some(b) = buckets.get_mut(name.len()) {
+                b.push(*name);
+            }
+        }
+        buckets
+    })
 }
 
 /// A header name as stored: the static canonical spelling of a known header (no
@@ -265,10 +277,19 @@ impl Headers {
 
     /// Every value of `name`, in order.
     pub fn get_all<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> + 'a {
+        // Known names are stored in their canonical spelling, and an unknown name can never
+        // equal a known one: a plain comparison is enough for them.
         let name: Cow<'static, str> = stored_name(name);
+        let known = matches!(name, Cow::Borrowed(_));
         self.entries
             .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(&name))
+            .filter(move |(n, _)| {
+                if known {
+                    *n == name
+                } else {
+                    n.eq_ignore_ascii_case(&name)
+                }
+            })
             .map(|(_, v)| v.as_str())
     }
 
@@ -528,15 +549,17 @@ pub enum Transport {
 
 impl Transport {
     pub fn parse(s: &str) -> Transport {
-        match s.to_ascii_uppercase().as_str() {
-            "UDP" => Transport::Udp,
-            "TCP" => Transport::Tcp,
-            "TLS" => Transport::Tls,
-            "SCTP" => Transport::Sctp,
-            "WS" => Transport::Ws,
-            "WSS" => Transport::Wss,
-            _ => Transport::Other(s.to_string()),
-        }
+        [
+            Transport::Udp,
+            Transport::Tcp,
+            Transport::Tls,
+            Transport::Sctp,
+            Transport::Ws,
+            Transport::Wss,
+        ]
+        .into_iter()
+        .find(|t| t.as_str().eq_ignore_ascii_case(s))
+        .unwrap_or_else(|| Transport::Other(s.to_string()))
     }
 
     /// Reliable transports need no SIP-level retransmission (RFC 3261 §17.1.1.2).
@@ -579,10 +602,12 @@ pub const MAGIC_COOKIE: &str = "z9hG4bK";
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Via {
     pub transport: Transport,
-    pub host: String,
+    // Inline strings: an address and a branch fit in 24 bytes, so neither parsing a Via nor
+    // keying a transaction on it allocates.
+    pub host: CompactString,
     pub port: Option<u16>,
-    pub branch: Option<String>,
-    pub received: Option<String>,
+    pub branch: Option<CompactString>,
+    pub received: Option<CompactString>,
     /// RFC 3581: `Some(None)` is a bare `;rport` (a request asking for it), `Some(Some(p))`
     /// the port stamped by the server.
     pub rport: Option<Option<u16>>,
@@ -593,9 +618,9 @@ impl Via {
     pub fn new(transport: Transport, host: &str, port: Option<u16>, branch: &str) -> Via {
         Via {
             transport,
-            host: host.to_string(),
+            host: CompactString::from(host),
             port,
-            branch: Some(branch.to_string()),
+            branch: Some(CompactString::from(branch)),
             received: None,
             rport: None,
             params: Params::new(),
@@ -603,9 +628,9 @@ impl Via {
     }
 
     /// `host[:port]` as written.
-    pub fn sent_by(&self) -> String {
+    pub fn sent_by(&self) -> CompactString {
         match self.port {
-            Some(p) => format!("{}:{}", self.host, p),
+            Some(p) => compact_str::format_compact!("{}:{}", self.host, p),
             None => self.host.clone(),
         }
     }
@@ -654,8 +679,8 @@ impl Via {
         port: Option<u16>,
         mut params: Params,
     ) -> Result<Via> {
-        let branch = params.get("branch").map(str::to_string);
-        let received = params.get("received").map(str::to_string);
+        let branch = params.get("branch").map(CompactString::from);
+        let received = params.get("received").map(CompactString::from);
         let rport = match params.get_raw("rport") {
             None => None,
             Some(None) => Some(None),
@@ -666,7 +691,7 @@ impl Via {
         }
         Ok(Via {
             transport,
-            host: host.to_string(),
+            host: CompactString::from(host),
             port,
             branch,
             received,
@@ -718,7 +743,10 @@ fn parse_sent_by<'a>(c: &mut Cursor<'a>) -> Result<(&'a str, Option<u16>)> {
 
 impl fmt::Display for Via {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SIP/2.0/{} {}", self.transport, self.sent_by())?;
+        write!(f, "SIP/2.0/{} {}", self.transport, self.host)?;
+        if let Some(p) = self.port {
+            write!(f, ":{p}")?;
+        }
         if let Some(b) = &self.branch {
             write!(f, ";branch={b}")?;
         }
@@ -798,7 +826,7 @@ pub fn stamp_via(via: &mut Via, src: SocketAddr) {
         via.rport = Some(Some(src.port()));
     }
     if wants_rport || sent_by_ip != Some(src.ip()) {
-        via.received = Some(src.ip().to_string());
+        via.received = Some(compact_str::ToCompactString::to_compact_string(&src.ip()));
     }
 }
 
@@ -835,11 +863,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn canonical_table_is_sorted_for_binary_search() {
-        assert!(CANONICAL
-            .windows(2)
-            .all(|w| cmp_ignore_ascii_case(w[0], w[1]) == std::cmp::Ordering::Less));
+    fn canonical_names_are_distinct_and_found_in_any_case() {
+        for (i, a) in CANONICAL.iter().enumerate() {
+            assert!(CANONICAL[i + 1..]
+                .iter()
+                .all(|b| !a.eq_ignore_ascii_case(b)));
+        }
         for name in CANONICAL {
+            assert_eq!(known_name(name), Some(*name));
+            assert_eq!(known_name(&name.to_ascii_lowercase()), Some(*name));
             assert_eq!(known_name(&name.to_ascii_uppercase()), Some(*name));
         }
     }

@@ -11,7 +11,9 @@
 //! The public API uses only the types of this module (and of [`super::uri`] and
 //! [`super::headers`], re-exported here); rsip does not appear in it.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::io::Write as _;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
@@ -328,24 +330,32 @@ impl From<Response> for SipMessage {
 /// Writes a message. Content-Length is always recomputed from the body (and written last);
 /// CR/LF inside a header value become spaces so that no value can inject a header line.
 fn serialize(start_line: &str, headers: &Headers, body: &[u8]) -> Vec<u8> {
-    let no_breaks = |s: &str| {
-        s.bytes()
-            .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b })
-            .collect::<Vec<u8>>()
-    };
+    // A value never holds a line break (the parser reads bare CRs as spaces), but one set by
+    // the TU might: it is written as a space rather than let it start a new header.
+    fn put(out: &mut Vec<u8>, s: &str) {
+        if s.bytes().any(|b| b == b'\r' || b == b'\n') {
+            out.extend(
+                s.bytes()
+                    .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+            );
+        } else {
+            out.extend_from_slice(s.as_bytes());
+        }
+    }
     let mut out = Vec::with_capacity(256 + headers.len() * 48 + body.len());
-    out.extend(no_breaks(start_line));
+    put(&mut out, start_line);
     out.extend_from_slice(b"\r\n");
     for (name, value) in headers.iter() {
         if name == "Content-Length" {
             continue;
         }
-        out.extend(no_breaks(name));
+        put(&mut out, name);
         out.extend_from_slice(b": ");
-        out.extend(no_breaks(value));
+        put(&mut out, value);
         out.extend_from_slice(b"\r\n");
     }
-    out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "Content-Length: {}\r\n\r\n", body.len());
     out.extend_from_slice(body);
     out
 }
@@ -355,9 +365,16 @@ pub fn new_tag() -> String {
     random_token(12)
 }
 
-/// A fresh RFC 3261 branch: the magic cookie and 16 random characters.
-pub fn new_branch() -> String {
-    format!("{MAGIC_COOKIE}{}", random_token(16))
+/// A fresh RFC 3261 branch: the magic cookie and 16 random characters (23 bytes: inline).
+pub fn new_branch() -> compact_str::CompactString {
+    let mut branch = compact_str::CompactString::const_new(MAGIC_COOKIE);
+    branch.extend(
+        rand::thread_rng()
+            .sample_iter(&Alphanumeric)
+            .take(16)
+            .map(char::from),
+    );
+    branch
 }
 
 /// A fresh Call-ID, `random@host`.
@@ -583,43 +600,38 @@ fn find_head_end(data: &[u8]) -> Option<(usize, usize)> {
     }
 }
 
-/// The header section split into lines, unfolded, with canonical names.
-struct RawHead {
-    start_line: String,
-    headers: Vec<(String, String)>,
+/// The header section split into lines, unfolded, with canonical names. Borrows the
+/// message text: a value is copied only when folding or a bare CR changes it.
+struct RawHead<'a> {
+    start_line: &'a str,
+    headers: Vec<(&'a str, Cow<'a, str>)>,
     /// A line that is not `name: value`, or a continuation line before any header.
     bad_line: bool,
 }
 
-impl RawHead {
-    fn parse(text: &str) -> RawHead {
-        let ws = [' ', '\t'];
+impl<'a> RawHead<'a> {
+    fn parse(text: &'a str) -> RawHead<'a> {
+        // A bare CR counts as white space (see `no_bare_cr`).
+        let ws = [' ', '\t', '\r'];
         let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
-        let start_line = lines.next().unwrap_or("").to_string();
-        let mut headers: Vec<(String, String)> = Vec::new();
+        let start_line = lines.next().unwrap_or("");
+        let mut headers: Vec<(&'a str, Cow<'a, str>)> = Vec::with_capacity(16);
         let mut bad_line = false;
         for line in lines {
             if line.is_empty() {
                 continue;
             }
-            // A bare CR inside a header line is not legal; it is read as a space so that a
-            // value never holds a line-break character.
-            let line: std::borrow::Cow<str> = if line.contains('\r') {
-                line.replace('\r', " ").into()
-            } else {
-                line.into()
-            };
-            let line = line.as_ref();
             if line.starts_with(ws) {
                 // Folding: CRLF + LWS is equivalent to one SP (RFC 3261 §7.3.1).
                 match headers.last_mut() {
                     Some((_, v)) => {
                         let more = line.trim_matches(ws);
                         if !more.is_empty() {
+                            let v = v.to_mut();
                             if !v.is_empty() {
                                 v.push(' ');
                             }
-                            v.push_str(more);
+                            v.push_str(&no_bare_cr(more));
                         }
                     }
                     None => bad_line = true,
@@ -630,10 +642,7 @@ impl RawHead {
                 Some((name, value)) => {
                     let name = name.trim_end_matches(ws);
                     if is_token(name) {
-                        headers.push((
-                            canonical_name(name).to_string(),
-                            value.trim_matches(ws).to_string(),
-                        ));
+                        headers.push((canonical_name(name), no_bare_cr(value.trim_matches(ws))));
                     } else {
                         bad_line = true;
                     }
@@ -648,15 +657,25 @@ impl RawHead {
         }
     }
 
-    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    fn all<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s str> + 's {
         self.headers
             .iter()
-            .filter(move |(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+            .filter(move |(n, _)| *n == name)
+            .map(|(_, v)| v.as_ref())
     }
 
-    fn first<'a>(&'a self, name: &'a str) -> Option<&'a str> {
+    fn first<'s>(&'s self, name: &'s str) -> Option<&'s str> {
         self.all(name).next()
+    }
+}
+
+/// A bare CR inside a header line is not legal; it is read as a space so that a value never
+/// holds a line-break character.
+fn no_bare_cr(s: &str) -> Cow<'_, str> {
+    if s.contains('\r') {
+        Cow::Owned(s.replace('\r', " "))
+    } else {
+        Cow::Borrowed(s)
     }
 }
 
@@ -785,8 +804,9 @@ fn parse_framed(data: &[u8], framing: Framing) -> Result<Option<(usize, SipMessa
     }
     // Header text is UTF-8 by RFC 3261; stray bytes become U+FFFD rather than failing the
     // message (they then fail the grammar wherever the grammar matters).
-    let raw = RawHead::parse(&String::from_utf8_lossy(head));
-    let start_line = parse_start_line(&raw.start_line);
+    let text = String::from_utf8_lossy(head);
+    let raw = RawHead::parse(&text);
+    let start_line = parse_start_line(raw.start_line);
     if let Err(ParseErrorKind::NotSip) = start_line {
         return Err(ParseError::bare(ParseErrorKind::NotSip));
     }
@@ -925,7 +945,7 @@ fn build_headers(raw: &RawHead) -> Result<Headers, ParseErrorKind> {
                 headers.add(name, p);
             }
         } else {
-            headers.add(name, value.as_str());
+            headers.add(name, value.as_ref());
         }
     }
     Ok(headers)

@@ -31,6 +31,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use compact_str::CompactString;
 use foldhash::HashMap;
 
 use bytes::Bytes;
@@ -669,11 +670,15 @@ pub fn make_cancel(invite: &Request) -> Request {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum TransactionKey {
     /// Our own requests: the branch we generated and the CSeq method.
-    Client { branch: String, method: Method },
-    /// Requests with an RFC 3261 branch: branch, sent-by and method.
+    Client {
+        branch: CompactString,
+        method: Method,
+    },
+    /// Requests with an RFC 3261 branch: branch, sent-by and method. Inline strings: a key
+    /// is cloned into timers and events several times per transaction.
     Server {
-        branch: String,
-        sent_by: String,
+        branch: CompactString,
+        sent_by: CompactString,
         method: Method,
     },
     /// RFC 2543 requests (no magic cookie): Request-URI, From-tag, Call-ID, CSeq number,
