@@ -207,7 +207,8 @@ pub(crate) fn split_list(value: &str) -> Option<Vec<&str>> {
 /// All headers of a message, in order, with canonical names.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Headers {
-    entries: Vec<(Cow<'static, str>, String)>,
+    /// Values inline when short (CSeq, Max-Forwards, Content-Type, most Call-IDs).
+    entries: Vec<(Cow<'static, str>, CompactString)>,
 }
 
 impl Headers {
@@ -216,20 +217,20 @@ impl Headers {
     }
 
     /// Appends a header (the name is canonicalised).
-    pub fn add(&mut self, name: &str, value: impl Into<String>) {
+    pub fn add(&mut self, name: &str, value: impl Into<CompactString>) {
         self.entries.push((stored_name(name), value.into()));
     }
 
     /// Inserts a header before all others of the same name (e.g. a new top Via), or at the
     /// end if there is none.
-    pub fn add_first(&mut self, name: &str, value: impl Into<String>) {
+    pub fn add_first(&mut self, name: &str, value: impl Into<CompactString>) {
         let name = stored_name(name);
         let at = self.position(&name).unwrap_or(self.entries.len());
         self.entries.insert(at, (name, value.into()));
     }
 
     /// Replaces every `name` header with one value at the position of the first (or appends).
-    pub fn set(&mut self, name: &str, value: impl Into<String>) {
+    pub fn set(&mut self, name: &str, value: impl Into<CompactString>) {
         let name = canonical_name(name);
         match self.position(name) {
             Some(at) => {
@@ -251,7 +252,7 @@ impl Headers {
     }
 
     /// Replaces the value of the first `name` header, keeping the others; false if absent.
-    pub fn replace_first(&mut self, name: &str, value: impl Into<String>) -> bool {
+    pub fn replace_first(&mut self, name: &str, value: impl Into<CompactString>) -> bool {
         let name = canonical_name(name);
         match self.position(name).and_then(|at| self.entries.get_mut(at)) {
             Some(slot) => {

@@ -129,11 +129,19 @@ macro_rules! header_methods {
             self.headers.proxy_authenticate()
         }
 
-        pub fn add_header(&mut self, name: &str, value: impl Into<String>) -> &mut Self {
+        pub fn add_header(
+            &mut self,
+            name: &str,
+            value: impl Into<compact_str::CompactString>,
+        ) -> &mut Self {
             self.headers.add(name, value);
             self
         }
-        pub fn set_header(&mut self, name: &str, value: impl Into<String>) -> &mut Self {
+        pub fn set_header(
+            &mut self,
+            name: &str,
+            value: impl Into<compact_str::CompactString>,
+        ) -> &mut Self {
             self.headers.set(name, value);
             self
         }
@@ -142,10 +150,10 @@ macro_rules! header_methods {
             self
         }
         pub fn set_from(&mut self, from: &NameAddr) -> &mut Self {
-            self.set_header("From", from.to_string())
+            self.set_header("From", header_text(from))
         }
         pub fn set_to(&mut self, to: &NameAddr) -> &mut Self {
-            self.set_header("To", to.to_string())
+            self.set_header("To", header_text(to))
         }
         pub fn set_call_id(&mut self, call_id: &str) -> &mut Self {
             self.set_header("Call-ID", call_id)
@@ -155,14 +163,14 @@ macro_rules! header_methods {
         }
         /// Adds a Via above the existing ones.
         pub fn push_via(&mut self, via: &Via) -> &mut Self {
-            self.headers.add_first("Via", via.to_string());
+            self.headers.add_first("Via", header_text(via));
             self
         }
         pub fn set_max_forwards(&mut self, hops: u8) -> &mut Self {
             self.set_header("Max-Forwards", hops.to_string())
         }
         pub fn add_contact(&mut self, contact: &NameAddr) -> &mut Self {
-            self.add_header("Contact", contact.to_string())
+            self.add_header("Contact", header_text(contact))
         }
         /// Sets the body and its Content-Type (Content-Length is computed on output).
         pub fn set_body(&mut self, content_type: &str, body: impl Into<Bytes>) -> &mut Self {
@@ -188,8 +196,11 @@ impl Request {
 
     /// The wire form, with a Content-Length that matches the body.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let start = format!("{} {} {}", self.method, self.uri, self.version);
-        serialize(&start, &self.headers, &self.body)
+        serialize(
+            format_args!("{} {} {}", self.method, self.uri, self.version),
+            &self.headers,
+            &self.body,
+        )
     }
 }
 
@@ -243,7 +254,7 @@ impl Response {
                     return existing.to_string();
                 }
                 to.set_tag(tag);
-                self.headers.set("To", to.to_string());
+                self.headers.set("To", header_text(&to));
             }
             // A To that does not parse is echoed as it came, with the tag appended.
             Err(_) => self.headers.set("To", format!("{raw};tag={tag}")),
@@ -264,8 +275,11 @@ impl Response {
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        let start = format!("{} {} {}", self.version, self.status, self.reason);
-        serialize(&start, &self.headers, &self.body)
+        serialize(
+            format_args!("{} {} {}", self.version, self.status, self.reason),
+            &self.headers,
+            &self.body,
+        )
     }
 }
 
@@ -329,7 +343,7 @@ impl From<Response> for SipMessage {
 
 /// Writes a message. Content-Length is always recomputed from the body (and written last);
 /// CR/LF inside a header value become spaces so that no value can inject a header line.
-fn serialize(start_line: &str, headers: &Headers, body: &[u8]) -> Vec<u8> {
+fn serialize(start_line: fmt::Arguments<'_>, headers: &Headers, body: &[u8]) -> Vec<u8> {
     // A value never holds a line break (the parser reads bare CRs as spaces), but one set by
     // the TU might: it is written as a space rather than let it start a new header.
     fn put(out: &mut Vec<u8>, s: &str) {
@@ -343,7 +357,9 @@ fn serialize(start_line: &str, headers: &Headers, body: &[u8]) -> Vec<u8> {
         }
     }
     let mut out = Vec::with_capacity(256 + headers.len() * 48 + body.len());
-    put(&mut out, start_line);
+    let _ = out.write_fmt(start_line);
+    // The start line's parts (method, URI, reason) never hold a line break: the URI
+    // grammar excludes them and reasons are ours or parsed from one line.
     out.extend_from_slice(b"\r\n");
     for (name, value) in headers.iter() {
         if name == "Content-Length" {
@@ -358,6 +374,15 @@ fn serialize(start_line: &str, headers: &Headers, body: &[u8]) -> Vec<u8> {
     let _ = write!(out, "Content-Length: {}\r\n\r\n", body.len());
     out.extend_from_slice(body);
     out
+}
+
+/// A header value rendered in one allocation (`to_string` grows the string a few times
+/// for a typical 60–100 byte Via or name-addr).
+fn header_text(value: &impl fmt::Display) -> String {
+    let mut text = String::with_capacity(128);
+    // Writing into a String cannot fail.
+    let _ = fmt::Write::write_fmt(&mut text, format_args!("{value}"));
+    text
 }
 
 /// A fresh From/To tag.
@@ -397,7 +422,7 @@ pub fn stamp_received(req: &mut Request, src: SocketAddr) {
         let before = via.clone();
         stamp_via(&mut via, src);
         if via != before {
-            req.headers.replace_first("Via", via.to_string());
+            req.headers.replace_first("Via", header_text(&via));
         }
     }
 }

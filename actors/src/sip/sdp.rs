@@ -12,6 +12,8 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::str::FromStr;
 
+use compact_str::{CompactString, ToCompactString};
+
 /// SDP line terminator on output (RFC 4566 §5); input may use CRLF or LF.
 pub const CRLF: &str = "\r\n";
 /// Packetisation time the switch sends and asks for, in ms (G.711 20 ms frames).
@@ -142,13 +144,14 @@ impl fmt::Display for Direction {
 /// `o=` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
-    pub username: String,
+    // Inline strings (all short): an SDP is parsed, cloned and stamped several times a call.
+    pub username: CompactString,
     /// Kept as text: only compared, and some UAs send more digits than fit a u64.
-    pub session_id: String,
+    pub session_id: CompactString,
     pub session_version: u64,
-    pub net_type: String,
-    pub addr_type: String,
-    pub address: String,
+    pub net_type: CompactString,
+    pub addr_type: CompactString,
+    pub address: CompactString,
 }
 
 impl fmt::Display for Origin {
@@ -169,18 +172,18 @@ impl fmt::Display for Origin {
 /// `c=` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Connection {
-    pub net_type: String,
-    pub addr_type: String,
+    pub net_type: CompactString,
+    pub addr_type: CompactString,
     /// May carry `/ttl` for multicast or be a host name; see [`Connection::ip`].
-    pub address: String,
+    pub address: CompactString,
 }
 
 impl Connection {
     pub fn new(ip: IpAddr) -> Self {
         Self {
-            net_type: "IN".to_owned(),
-            addr_type: addr_type(ip).to_owned(),
-            address: ip.to_string(),
+            net_type: "IN".into(),
+            addr_type: addr_type(ip).into(),
+            address: ip.to_compact_string(),
         }
     }
 
@@ -613,12 +616,12 @@ fn parse_origin(v: &str) -> Option<Origin> {
         return None;
     };
     Some(Origin {
-        username: (*username).to_owned(),
-        session_id: (*id).to_owned(),
+        username: (*username).into(),
+        session_id: (*id).into(),
         session_version: version.parse().ok()?,
-        net_type: (*net).to_owned(),
-        addr_type: (*addr_type).to_owned(),
-        address: (*address).to_owned(),
+        net_type: (*net).into(),
+        addr_type: (*addr_type).into(),
+        address: (*address).into(),
     })
 }
 
@@ -628,9 +631,9 @@ fn parse_connection(v: &str) -> Option<Connection> {
         return None;
     };
     Some(Connection {
-        net_type: (*net).to_owned(),
-        addr_type: (*addr_type).to_owned(),
-        address: (*address).to_owned(),
+        net_type: (*net).into(),
+        addr_type: (*addr_type).into(),
+        address: (*address).into(),
     })
 }
 
@@ -706,12 +709,12 @@ impl SdpSession {
         let id = rand::random::<u64>() >> 1;
         Self {
             origin: Origin {
-                username: SWITCH_SDP_NAME.to_owned(),
-                session_id: id.to_string(),
+                username: SWITCH_SDP_NAME.into(),
+                session_id: id.to_compact_string(),
                 session_version: id,
-                net_type: "IN".to_owned(),
-                addr_type: addr_type(local_addr).to_owned(),
-                address: local_addr.to_string(),
+                net_type: "IN".into(),
+                addr_type: addr_type(local_addr).into(),
+                address: local_addr.to_compact_string(),
             },
             local_addr,
             local_port,
@@ -723,8 +726,8 @@ impl SdpSession {
     pub fn set_local(&mut self, addr: IpAddr, port: u16) {
         self.local_addr = addr;
         self.local_port = port;
-        self.origin.addr_type = addr_type(addr).to_owned();
-        self.origin.address = addr.to_string();
+        self.origin.addr_type = addr_type(addr).into();
+        self.origin.address = addr.to_compact_string();
     }
 
     pub fn origin(&self) -> &Origin {
@@ -942,8 +945,8 @@ pub fn rewrite(sdp: &Sdp, new_addr: IpAddr, new_port: u16) -> Sdp {
     } else {
         new_addr
     };
-    out.origin.addr_type = addr_type(new_addr).to_owned();
-    out.origin.address = new_addr.to_string();
+    out.origin.addr_type = addr_type(new_addr).into();
+    out.origin.address = new_addr.to_compact_string();
     out.connection = Some(Connection::new(shown));
     out.attributes
         .retain(|a| !TRANSPORT_ATTRIBUTES.contains(&a.name()));

@@ -149,7 +149,8 @@ fn unreliable_only(reliable: bool, d: Duration) -> Duration {
 /// only to absorb retransmissions.
 #[derive(Debug, Clone)]
 pub struct ClientCtx {
-    pub request: Option<Request>,
+    /// Boxed: released after the final response, while the transaction lives on.
+    pub request: Option<Box<Request>>,
     pub bytes: Bytes,
     pub dest: SocketAddr,
     pub reliable: bool,
@@ -161,7 +162,8 @@ pub struct ClientCtx {
 /// retransmissions in that time.
 #[derive(Debug, Clone)]
 pub struct ServerCtx {
-    pub dialog: Option<DialogRef>,
+    /// Boxed: only INVITE server transactions have one.
+    pub dialog: Option<Box<DialogRef>>,
     pub dest: SocketAddr,
     pub reliable: bool,
 }
@@ -684,14 +686,19 @@ pub enum TransactionKey {
     /// RFC 2543 requests (no magic cookie): Request-URI, From-tag, Call-ID, CSeq number,
     /// top Via and method. The To-tag of §17.2.3 is left out so that the ACK (which carries
     /// the tag of our response) and the CANCEL (which carries none) still match.
-    Rfc2543 {
-        request_uri: String,
-        from_tag: String,
-        call_id: String,
-        cseq: u32,
-        top_via: String,
-        method: Method,
-    },
+    /// Boxed: rare, and four strings would double the size of every key.
+    Rfc2543(Box<Rfc2543Key>),
+}
+
+/// What identifies an RFC 2543 transaction (see [`TransactionKey::Rfc2543`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Rfc2543Key {
+    pub request_uri: String,
+    pub from_tag: String,
+    pub call_id: String,
+    pub cseq: u32,
+    pub top_via: String,
+    pub method: Method,
 }
 
 fn key_method(m: &Method) -> Method {
@@ -718,7 +725,7 @@ impl TransactionKey {
         let (cseq, _) = req.cseq()?;
         // The Via as received, before received/rport stamping, identifies the sender.
         let raw_via = req.headers.get("Via").unwrap_or("").to_string();
-        Some(TransactionKey::Rfc2543 {
+        Some(TransactionKey::Rfc2543(Box::new(Rfc2543Key {
             request_uri: req.uri.to_string(),
             from_tag: req
                 .from()
@@ -728,7 +735,7 @@ impl TransactionKey {
             cseq,
             top_via: raw_via,
             method,
-        })
+        })))
     }
 
     /// The client transaction a response belongs to: top Via branch + CSeq method.
@@ -745,18 +752,18 @@ impl TransactionKey {
     pub fn with_method(&self, m: Method) -> TransactionKey {
         let mut k = self.clone();
         match &mut k {
-            TransactionKey::Client { method, .. }
-            | TransactionKey::Server { method, .. }
-            | TransactionKey::Rfc2543 { method, .. } => *method = m,
+            TransactionKey::Client { method, .. } | TransactionKey::Server { method, .. } => {
+                *method = m
+            }
+            TransactionKey::Rfc2543(k) => k.method = m,
         }
         k
     }
 
     pub fn method(&self) -> &Method {
         match self {
-            TransactionKey::Client { method, .. }
-            | TransactionKey::Server { method, .. }
-            | TransactionKey::Rfc2543 { method, .. } => method,
+            TransactionKey::Client { method, .. } | TransactionKey::Server { method, .. } => method,
+            TransactionKey::Rfc2543(k) => &k.method,
         }
     }
 
@@ -896,10 +903,41 @@ impl Machine {
         }
     }
 
+    /// Whether the current state reacts to `id` (mirrors the state functions). A timer it
+    /// ignores is dropped from the table at once instead of lingering for up to 32 s
+    /// (Timer B after the answer, Timer H after the ACK…).
+    fn timer_matters(&self, id: TimerId) -> bool {
+        use TimerId::*;
+        match self {
+            Machine::InviteClient(_, s) => matches!(
+                (s, id),
+                (ClientInviteState::Calling { .. }, A | B)
+                    | (ClientInviteState::Completed { .. }, D)
+                    | (ClientInviteState::Accepted { .. }, M)
+            ),
+            Machine::NonInviteClient(_, s) => matches!(
+                (s, id),
+                (
+                    ClientNonInviteState::Trying { .. } | ClientNonInviteState::Proceeding,
+                    E | F
+                ) | (ClientNonInviteState::Completed, K)
+            ),
+            Machine::InviteServer(_, s) => matches!(
+                (s, id),
+                (ServerInviteState::Completed { .. }, G | H)
+                    | (ServerInviteState::Confirmed, I)
+                    | (ServerInviteState::Accepted { .. }, Resend2xx | L)
+            ),
+            Machine::NonInviteServer(_, s) => {
+                matches!((s, id), (ServerNonInviteState::Completed { .. }, J))
+            }
+        }
+    }
+
     /// What the ACK for this server INVITE's 2xx shares with the INVITE.
     fn server_dialog(&self) -> Option<&DialogRef> {
         match self {
-            Machine::InviteServer(c, _) => c.dialog.as_ref(),
+            Machine::InviteServer(c, _) => c.dialog.as_deref(),
             _ => None,
         }
     }
@@ -915,8 +953,8 @@ struct Transaction {
     armed: Vec<(TimerId, u64)>,
     /// To-tag of the latest response the TU sent (server), for the CANCEL's 200 (§9.2).
     to_tag: Option<String>,
-    /// Entry in the ACK-for-2xx index while `Accepted` (server INVITE).
-    ack_index: Option<DialogRef>,
+    /// In the ACK-for-2xx index (server INVITE in `Accepted`, under its dialog reference).
+    ack_indexed: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1093,7 +1131,8 @@ impl TransactionLayer {
         let ctx = ServerCtx {
             dialog: (kind == ServerKind::Invite)
                 .then(|| dialog_ref(&req))
-                .flatten(),
+                .flatten()
+                .map(Box::new),
             dest,
             reliable,
         };
@@ -1116,7 +1155,7 @@ impl TransactionLayer {
                 src: Some(src),
                 armed: Vec::new(),
                 to_tag: None,
-                ack_index: None,
+                ack_indexed: false,
             }),
         );
         let mut out = Vec::new();
@@ -1165,7 +1204,7 @@ impl TransactionLayer {
         let invite = req.method == Method::Invite;
         let ctx = ClientCtx {
             bytes: Bytes::from(req.to_bytes()),
-            request: invite.then_some(req),
+            request: invite.then(|| Box::new(req)),
             dest,
             reliable: transport.is_reliable(),
         };
@@ -1184,7 +1223,7 @@ impl TransactionLayer {
                 src: None,
                 armed: Vec::new(),
                 to_tag: None,
-                ack_index: None,
+                ack_indexed: false,
             }),
         );
         let mut out = Vec::new();
@@ -1369,8 +1408,13 @@ impl TransactionLayer {
         }
         if terminated {
             if let Some(tx) = self.txs.remove(key) {
-                if let Some(d) = tx.ack_index {
-                    self.accepted.remove(&d);
+                if tx.ack_indexed {
+                    if let Some(d) = tx.machine.server_dialog() {
+                        self.accepted.remove(d);
+                    }
+                }
+                for (_, seq) in &tx.armed {
+                    self.timers.remove(seq);
                 }
             }
             out.push(Event::Terminated { key: key.clone() });
@@ -1379,15 +1423,24 @@ impl TransactionLayer {
         // Index INVITE server transactions that have just entered Accepted so that the ACK
         // for their 2xx (a new branch) finds them.
         if let Some(tx) = self.txs.get_mut(key) {
-            if tx.ack_index.is_none()
+            let timers = &mut self.timers;
+            let machine = &tx.machine;
+            tx.armed.retain(|&(id, seq)| {
+                let keep = machine.timer_matters(id);
+                if !keep {
+                    timers.remove(&seq);
+                }
+                keep
+            });
+            if !tx.ack_indexed
                 && matches!(
                     tx.machine,
                     Machine::InviteServer(_, ServerInviteState::Accepted { .. })
                 )
             {
-                if let Some(d) = tx.machine.server_dialog().cloned() {
+                if let Some(d) = tx.machine.server_dialog() {
                     self.accepted.insert(d.clone(), key.clone());
-                    tx.ack_index = Some(d);
+                    tx.ack_indexed = true;
                 }
             }
         }
@@ -1499,6 +1552,18 @@ mod tests {
         all
     }
 
+    /// An INVITE client transaction started at `t0`: its key and the request on the wire.
+    fn invite_sent(layer: &mut TransactionLayer, t0: Instant) -> (TransactionKey, Request) {
+        let (key, _) = layer
+            .send_request(outgoing(Method::Invite), peer(), Transport::Udp, t0)
+            .unwrap();
+        let sent = match &layer.txs[&key].machine {
+            Machine::InviteClient(c, _) => sent_request(c),
+            _ => unreachable!(),
+        };
+        (key, sent)
+    }
+
     fn transmit_times(events: &[(Duration, Event)]) -> Vec<u64> {
         events
             .iter()
@@ -1533,17 +1598,28 @@ mod tests {
     }
 
     #[test]
+    fn timers_the_state_ignores_leave_the_table_at_once() {
+        let mut layer = TransactionLayer::default();
+        let t0 = Instant::now();
+        let (key, sent) = invite_sent(&mut layer, t0);
+        assert_eq!(layer.timers.len(), 2, "Timers A and B while Calling");
+        layer.on_datagram(response_to(&sent, 180, Some("callee")), peer(), t0);
+        assert!(layer.timers.is_empty(), "no timer runs in Proceeding");
+        layer.on_datagram(response_to(&sent, 200, Some("callee")), peer(), t0);
+        assert_eq!(layer.timers.len(), 1, "only Timer M while Accepted");
+        let events = run_until(&mut layer, t0, TIMER_M + Duration::from_secs(1));
+        assert!(events
+            .iter()
+            .any(|(_, e)| *e == Event::Terminated { key: key.clone() }));
+        assert!(layer.is_empty());
+        assert!(layer.timers.is_empty());
+    }
+
+    #[test]
     fn provisional_stops_timer_a_and_non_2xx_is_acked_by_the_transaction() {
         let mut layer = TransactionLayer::default();
         let t0 = Instant::now();
-        let invite = outgoing(Method::Invite);
-        let (key, _) = layer
-            .send_request(invite.clone(), peer(), Transport::Udp, t0)
-            .unwrap();
-        let sent = match &layer.txs[&key].machine {
-            Machine::InviteClient(c, _) => sent_request(c),
-            _ => unreachable!(),
-        };
+        let (_, sent) = invite_sent(&mut layer, t0);
         let ev = layer.on_datagram(response_to(&sent, 180, Some("callee")), peer(), t0);
         assert!(has(
             &ev,
@@ -1591,13 +1667,7 @@ mod tests {
     fn client_2xx_goes_to_tu_and_ack_answers_retransmissions() {
         let mut layer = TransactionLayer::default();
         let t0 = Instant::now();
-        let (key, _) = layer
-            .send_request(outgoing(Method::Invite), peer(), Transport::Udp, t0)
-            .unwrap();
-        let sent = match &layer.txs[&key].machine {
-            Machine::InviteClient(c, _) => sent_request(c),
-            _ => unreachable!(),
-        };
+        let (key, sent) = invite_sent(&mut layer, t0);
         let ok = response_to(&sent, 200, Some("b1"));
         let ev = layer.on_datagram(ok.clone(), peer(), t0);
         assert!(has(
@@ -1937,13 +2007,7 @@ mod tests {
     fn client_cancel_is_its_own_transaction() {
         let mut layer = TransactionLayer::default();
         let t0 = Instant::now();
-        let (inv_key, _) = layer
-            .send_request(outgoing(Method::Invite), peer(), Transport::Udp, t0)
-            .unwrap();
-        let invite = match &layer.txs[&inv_key].machine {
-            Machine::InviteClient(c, _) => sent_request(c),
-            _ => unreachable!(),
-        };
+        let (inv_key, invite) = invite_sent(&mut layer, t0);
         let cancel = make_cancel(&invite);
         let (cancel_key, ev) = layer
             .send_request(cancel.clone(), peer(), Transport::Udp, t0)
@@ -2044,7 +2108,7 @@ mod tests {
                     _ => None,
                 })
                 .unwrap();
-            assert!(matches!(key, TransactionKey::Rfc2543 { .. }));
+            assert!(matches!(key, TransactionKey::Rfc2543(_)));
             let ev = layer.on_datagram(incoming("INVITE", branch, ""), peer(), t0);
             assert_eq!(transmits(&ev), ["SIP/2.0 100 Trying"]);
             let mut busy = Response::for_request(&req, 486, "Busy Here");
