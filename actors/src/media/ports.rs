@@ -14,6 +14,8 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use socket2::{Domain, Socket, Type};
+
 /// Default media port range, as in common SIP switch configurations.
 pub const DEFAULT_PORT_MIN: u16 = 20_000;
 pub const DEFAULT_PORT_MAX: u16 = 29_999;
@@ -132,17 +134,23 @@ fn is_taken(e: &io::Error) -> bool {
 }
 
 fn bind_pair(ip: IpAddr, port: u16) -> io::Result<PortPair> {
-    let rtp = UdpSocket::bind(SocketAddr::new(ip, port))?;
+    let rtp = bind_nonblocking(SocketAddr::new(ip, port))?;
     // If the odd port is taken the RTP socket is dropped here, freeing the even one.
-    let rtcp = UdpSocket::bind(SocketAddr::new(ip, port + 1))?;
-    rtp.set_nonblocking(true)?;
-    rtcp.set_nonblocking(true)?;
+    let rtcp = bind_nonblocking(SocketAddr::new(ip, port + 1))?;
     Ok(PortPair {
         rtp,
         rtcp,
         port,
         ip,
     })
+}
+
+/// A UDP socket created non-blocking (and close-on-exec) in the one `socket` call: two
+/// system calls per socket instead of three, four sockets per relayed call.
+fn bind_nonblocking(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM.nonblocking(), None)?;
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
 }
 
 #[cfg(test)]

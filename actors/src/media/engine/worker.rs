@@ -605,9 +605,10 @@ impl Worker {
         let Some(slot) = self.index.remove(&id) else {
             return;
         };
-        if let Some(ep) = self.slots.get_mut(slot).and_then(Option::take) {
-            let _ = self.poller.remove(ep.rtp.as_raw_fd());
-            let _ = self.poller.remove(ep.rtcp.as_raw_fd());
+        // Dropping the endpoint closes its sockets, and closing a descriptor nobody else
+        // holds (they are never duplicated) takes it out of the epoll set: no EPOLL_CTL_DEL
+        // calls, two system calls fewer per endpoint.
+        if self.slots.get_mut(slot).and_then(Option::take).is_some() {
             self.counters.endpoints.fetch_sub(1, Ordering::Relaxed);
         }
         self.free.push(slot);
