@@ -343,6 +343,9 @@ impl From<Response> for SipMessage {
 
 /// Writes a message. Content-Length is always recomputed from the body (and written last);
 /// CR/LF inside a header value become spaces so that no value can inject a header line.
+/// Room for a start line (`INVITE sip:…@host:port SIP/2.0`) in [`serialize`]'s estimate.
+const START_LINE_ESTIMATE: usize = 96;
+
 fn serialize(start_line: fmt::Arguments<'_>, headers: &Headers, body: &[u8]) -> Vec<u8> {
     // A value never holds a line break (the parser reads bare CRs as spaces), but one set by
     // the TU might: it is written as a space rather than let it start a new header.
@@ -356,7 +359,10 @@ fn serialize(start_line: fmt::Arguments<'_>, headers: &Headers, body: &[u8]) -> 
             out.extend_from_slice(s.as_bytes());
         }
     }
-    let mut out = Vec::with_capacity(256 + headers.len() * 48 + body.len());
+    // Sized to the message (the start line estimated): a transaction keeps the wire form of
+    // its last response or ACK for up to 32 s, so slack would be held that long.
+    let head: usize = headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+    let mut out = Vec::with_capacity(START_LINE_ESTIMATE + head + 24 + body.len());
     let _ = out.write_fmt(start_line);
     // The start line's parts (method, URI, reason) never hold a line break: the URI
     // grammar excludes them and reasons are ours or parsed from one line.
