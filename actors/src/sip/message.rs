@@ -1012,10 +1012,16 @@ fn check_common(h: &Headers) -> Result<(u32, Method), ParseErrorKind> {
     if call_id.is_empty() || call_id.bytes().any(|b| b <= b' ') {
         return Err(InvalidHeader("Call-ID"));
     }
-    let contacts: Vec<_> = h.get_all("Contact").map(Contact::parse).collect();
-    if contacts.iter().any(Result::is_err)
-        || (contacts.len() > 1 && contacts.iter().any(|c| matches!(c, Ok(Contact::Wildcard))))
-    {
+    let (mut contacts, mut wildcard) = (0, false);
+    for value in h.get_all("Contact") {
+        contacts += 1;
+        match Contact::parse(value) {
+            Ok(Contact::Wildcard) => wildcard = true,
+            Ok(_) => {}
+            Err(_) => return Err(InvalidHeader("Contact")),
+        }
+    }
+    if contacts > 1 && wildcard {
         return Err(InvalidHeader("Contact"));
     }
     for name in ["Route", "Record-Route"] {

@@ -1254,8 +1254,10 @@ impl TransactionLayer {
         if !allowed {
             return Err(TransactionError::InvalidState);
         }
-        if let Some(tag) = resp.to_tag() {
-            tx.to_tag = Some(tag);
+        // Only a CANCEL of an INVITE needs it, and a dialog keeps its tag: parse the To of
+        // an INVITE's responses until one carries a tag, not of every response.
+        if tx.to_tag.is_none() && matches!(tx.machine, Machine::InviteServer(..)) {
+            tx.to_tag = resp.to_tag();
         }
         let mut out = Vec::new();
         self.apply(key, Input::TuResponse(resp), now, &mut out);
