@@ -72,6 +72,9 @@ pub const TIMER_K: Duration = T4;
 pub const TIMER_L: Duration = Duration::from_millis(64 * T1_MS);
 /// RFC 6026: how long an INVITE client transaction stays `Accepted`: 64·T1.
 pub const TIMER_M: Duration = Duration::from_millis(64 * T1_MS);
+/// How long an INVITE server transaction waits for the TU's first response before sending
+/// `100 Trying` itself (RFC 3261 §17.2.1: unless the TU answers within 200 ms).
+pub const TRYING_DELAY: Duration = Duration::from_millis(200);
 
 /// The transaction timers. `Resend2xx` is the UAS 2xx retransmission of RFC 3261 §13.3.1.4,
 /// which this layer runs in the RFC 6026 `Accepted` state.
@@ -90,6 +93,8 @@ pub enum TimerId {
     L,
     M,
     Resend2xx,
+    /// [`TRYING_DELAY`]: send the held `100 Trying`.
+    Trying,
 }
 
 /// What a state machine is told.
@@ -369,8 +374,10 @@ pub fn client_non_invite(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerInviteState {
     /// `last`: the latest provisional response, re-sent on INVITE retransmissions.
+    /// `held`: `last` is the layer's own `100 Trying`, not sent yet (see [`TRYING_DELAY`]).
     Proceeding {
         last: Option<Bytes>,
+        held: bool,
     },
     Completed {
         last: Bytes,
@@ -385,11 +392,23 @@ pub enum ServerInviteState {
     Terminated,
 }
 
-/// Starts an INVITE server transaction: the request goes to the TU.
-pub fn server_invite_start(request: Request) -> (ServerInviteState, Vec<Action>) {
+/// Starts an INVITE server transaction: the request goes to the TU. `trying`, when given,
+/// is held for [`TRYING_DELAY`] and sent only if the TU has not answered by then (or the
+/// INVITE is retransmitted): a call the TU answers at once (a 407, a 180) costs no 100.
+pub fn server_invite_start(
+    request: Request,
+    trying: Option<Bytes>,
+) -> (ServerInviteState, Vec<Action>) {
+    let mut actions = vec![Action::Deliver(request.into())];
+    if trying.is_some() {
+        actions.push(Action::StartTimer(TimerId::Trying, TRYING_DELAY));
+    }
     (
-        ServerInviteState::Proceeding { last: None },
-        vec![Action::Deliver(request.into())],
+        ServerInviteState::Proceeding {
+            held: trying.is_some(),
+            last: trying,
+        },
+        actions,
     )
 }
 
@@ -401,15 +420,25 @@ pub fn server_invite(
     use ServerInviteState::*;
     let is_ack = |m: &SipMessage| matches!(m, SipMessage::Request(r) if r.method == Method::Ack);
     match (state, input) {
-        (Proceeding { last }, Input::Received(m)) if !is_ack(&m) => {
+        (Proceeding { last, .. }, Input::Received(m)) if !is_ack(&m) => {
             let actions = last.iter().map(|b| transmit(b, ctx.dest)).collect();
-            (Proceeding { last }, actions)
+            (Proceeding { last, held: false }, actions)
+        }
+        (Proceeding { last, held: true }, Input::Timer(TimerId::Trying)) => {
+            let actions = last.iter().map(|b| transmit(b, ctx.dest)).collect();
+            (Proceeding { last, held: false }, actions)
         }
         (Proceeding { .. }, Input::TuResponse(r)) => {
             let data = Bytes::from(r.to_bytes());
             let send = transmit(&data, ctx.dest);
             match r.status {
-                0..=199 => (Proceeding { last: Some(data) }, vec![send]),
+                0..=199 => (
+                    Proceeding {
+                        last: Some(data),
+                        held: false,
+                    },
+                    vec![send],
+                ),
                 200..=299 => (
                     Accepted {
                         last: data,
@@ -847,8 +876,9 @@ pub enum TransactionError {
 /// Tunables of the layer.
 #[derive(Debug, Clone)]
 pub struct LayerConfig {
-    /// Answer every new INVITE with `100 Trying` at once (RFC 3261 §17.2.1 allows it and it
-    /// stops the caller's Timer A retransmissions straight away).
+    /// Answer a new INVITE with `100 Trying` when the TU has not answered it within
+    /// [`TRYING_DELAY`] (RFC 3261 §17.2.1), or at once when it is retransmitted; either way
+    /// before the caller's first retransmission (Timer A, 500 ms).
     pub auto_trying: bool,
 }
 
@@ -924,7 +954,8 @@ impl Machine {
             ),
             Machine::InviteServer(_, s) => matches!(
                 (s, id),
-                (ServerInviteState::Completed { .. }, G | H)
+                (ServerInviteState::Proceeding { held: true, .. }, Trying)
+                    | (ServerInviteState::Completed { .. }, G | H)
                     | (ServerInviteState::Confirmed, I)
                     | (ServerInviteState::Accepted { .. }, Resend2xx | L)
             ),
@@ -1092,14 +1123,7 @@ impl TransactionLayer {
                 }
             }
             Method::Invite => {
-                let trying = self
-                    .config
-                    .auto_trying
-                    .then(|| Response::for_request(&req, 100, "Trying"));
                 out.extend(self.create_server(&key, ServerKind::Invite, req, src, transport, now));
-                if let Some(t) = trying {
-                    self.apply(&key, Input::TuResponse(t), now, &mut out);
-                }
             }
             _ => out.extend(self.create_server(
                 &key,
@@ -1137,7 +1161,11 @@ impl TransactionLayer {
             reliable,
         };
         let (machine, mut actions) = if kind == ServerKind::Invite {
-            let (s, a) = server_invite_start(req);
+            let trying = self
+                .config
+                .auto_trying
+                .then(|| Bytes::from(Response::for_request(&req, 100, "Trying").to_bytes()));
+            let (s, a) = server_invite_start(req, trying);
             (Machine::InviteServer(ctx, s), a)
         } else {
             let (s, a) = server_non_invite_start(req);
@@ -1732,11 +1760,14 @@ mod tests {
                 _ => None,
             })
             .unwrap();
-        assert_eq!(transmits(&ev), ["SIP/2.0 100 Trying"]);
-        // Retransmission: absorbed, 100 re-sent.
+        // The 100 is held for the TU's own answer (TRYING_DELAY)…
+        assert!(transmits(&ev).is_empty());
+        // …but a retransmission is absorbed and gets it at once.
         let ev = layer.on_datagram(incoming("INVITE", "z9hG4bKinv1", ""), peer(), t0);
         assert_eq!(transmits(&ev), ["SIP/2.0 100 Trying"]);
         assert!(!has(&ev, |e| matches!(e, Event::Request { .. })));
+        // Sent once: the held 100 does not go out again at TRYING_DELAY.
+        assert!(transmit_times(&run_until(&mut layer, t0, TRYING_DELAY)).is_empty());
         // TU rings; a retransmission now gets the 180.
         let req = match incoming("INVITE", "z9hG4bKinv1", "") {
             SipMessage::Request(r) => r,
@@ -1753,6 +1784,46 @@ mod tests {
             panic!()
         };
         assert_eq!(*dest, peer());
+    }
+
+    #[test]
+    fn trying_goes_out_only_when_the_tu_is_slow() {
+        let mut layer = TransactionLayer::default();
+        let t0 = Instant::now();
+        // The TU answers within TRYING_DELAY (a 407, a 180): no 100 at all.
+        let ev = layer.on_datagram(incoming("INVITE", "z9hG4bKfast", ""), peer(), t0);
+        let key = ev
+            .iter()
+            .find_map(|e| match e {
+                Event::Request { key, .. } => Some(key.clone()),
+                _ => None,
+            })
+            .unwrap();
+        let SipMessage::Request(req) = incoming("INVITE", "z9hG4bKfast", "") else {
+            unreachable!()
+        };
+        let mut challenge = Response::for_request(&req, 407, "Proxy Authentication Required");
+        challenge.set_to_tag("c1");
+        let ev = layer.send_response(&key, challenge, t0).unwrap();
+        assert_eq!(
+            transmits(&ev),
+            ["SIP/2.0 407 Proxy Authentication Required"]
+        );
+        let later = run_until(&mut layer, t0, TRYING_DELAY + Duration::from_millis(1));
+        assert!(transmit_times(&later).is_empty(), "{later:?}");
+        // The TU stays silent: the 100 goes out at TRYING_DELAY, before Timer A.
+        let mut layer = TransactionLayer::default();
+        layer.on_datagram(incoming("INVITE", "z9hG4bKslow", ""), peer(), t0);
+        let events = run_until(&mut layer, t0, Duration::from_millis(400));
+        let sent: Vec<_> = events
+            .iter()
+            .filter_map(|(t, e)| match e {
+                Event::Transmit { data, .. } if data.starts_with(b"SIP/2.0 100 ") => Some(*t),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(sent, [TRYING_DELAY]);
+        assert!(TRYING_DELAY < TIMER_A);
     }
 
     #[test]
