@@ -1594,6 +1594,16 @@ mod tests {
         (key, sent)
     }
 
+    /// The key of the request the layer handed to the TU.
+    fn delivered_key(ev: &[Event]) -> TransactionKey {
+        ev.iter()
+            .find_map(|e| match e {
+                Event::Request { key, .. } => Some(key.clone()),
+                _ => None,
+            })
+            .expect("a request for the TU")
+    }
+
     fn transmit_times(events: &[(Duration, Event)]) -> Vec<u64> {
         events
             .iter()
@@ -1792,13 +1802,7 @@ mod tests {
         let t0 = Instant::now();
         // The TU answers within TRYING_DELAY (a 407, a 180): no 100 at all.
         let ev = layer.on_datagram(incoming("INVITE", "z9hG4bKfast", ""), peer(), t0);
-        let key = ev
-            .iter()
-            .find_map(|e| match e {
-                Event::Request { key, .. } => Some(key.clone()),
-                _ => None,
-            })
-            .unwrap();
+        let key = delivered_key(&ev);
         let SipMessage::Request(req) = incoming("INVITE", "z9hG4bKfast", "") else {
             unreachable!()
         };
@@ -1854,13 +1858,7 @@ mod tests {
 
         // Same again, this time ACKed.
         let ev = layer.on_datagram(incoming("INVITE", "z9hG4bKinv3", ""), peer(), t0);
-        let key = ev
-            .iter()
-            .find_map(|e| match e {
-                Event::Request { key, .. } => Some(key.clone()),
-                _ => None,
-            })
-            .unwrap();
+        let key = delivered_key(&ev);
         let mut busy = Response::for_request(&req, 486, "Busy Here");
         busy.set_to_tag("uas3");
         layer.send_response(&key, busy, t0).unwrap();
