@@ -208,8 +208,11 @@ impl SipRouter {
         if !to.uri.is_sip() {
             return self.reply(&key, &request, 400, "Bad Request - To is not a SIP AOR");
         }
-        let user = to.uri.user.clone().unwrap_or_default();
-        match self.directory.extensions.get(user.as_str()) {
+        match self
+            .directory
+            .extensions
+            .get(to.uri.user.as_deref().unwrap_or_default())
+        {
             Some(ext) => ext.do_send(HandleRegister {
                 key,
                 request,

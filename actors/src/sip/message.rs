@@ -341,11 +341,12 @@ impl From<Response> for SipMessage {
     }
 }
 
-/// Writes a message. Content-Length is always recomputed from the body (and written last);
-/// CR/LF inside a header value become spaces so that no value can inject a header line.
 /// Room for a start line (`INVITE sip:…@host:port SIP/2.0`) in [`serialize`]'s estimate.
 const START_LINE_ESTIMATE: usize = 96;
 
+/// Writes a message. Content-Length is always recomputed from the body (and written last);
+/// CR/LF inside the start line or a header value become spaces so that nothing can inject a
+/// header line.
 fn serialize(start_line: fmt::Arguments<'_>, headers: &Headers, body: &[u8]) -> Vec<u8> {
     // A value never holds a line break (the parser reads bare CRs as spaces), but one set by
     // the TU might: it is written as a space rather than let it start a new header.
@@ -363,9 +364,13 @@ fn serialize(start_line: fmt::Arguments<'_>, headers: &Headers, body: &[u8]) -> 
     // its last response or ACK for up to 32 s, so slack would be held that long.
     let head: usize = headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
     let mut out = Vec::with_capacity(START_LINE_ESTIMATE + head + 24 + body.len());
+    // Writing into a Vec cannot fail. A reason phrase set by the TU could hold a line break.
     let _ = out.write_fmt(start_line);
-    // The start line's parts (method, URI, reason) never hold a line break: the URI
-    // grammar excludes them and reasons are ours or parsed from one line.
+    for b in out.iter_mut() {
+        if *b == b'\r' || *b == b'\n' {
+            *b = b' ';
+        }
+    }
     out.extend_from_slice(b"\r\n");
     for (name, value) in headers.iter() {
         if name == "Content-Length" {
@@ -1463,6 +1468,13 @@ mod tests {
         let s = String::from_utf8(r.to_bytes()).unwrap();
         assert!(s.contains("Subject: x  Via: evil\r\n"));
         assert_eq!(req(&s).vias().len(), 1);
+        // The start line too: a reason phrase from the TU cannot start a header.
+        let resp = Response::new(486, "Busy\r\nVia: evil");
+        let wire = String::from_utf8(resp.to_bytes()).unwrap();
+        assert!(
+            wire.starts_with("SIP/2.0 486 Busy  Via: evil\r\n"),
+            "{wire}"
+        );
     }
 
     #[test]

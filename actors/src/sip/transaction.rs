@@ -957,7 +957,8 @@ impl Machine {
                 (ServerInviteState::Proceeding { held: true, .. }, Trying)
                     | (ServerInviteState::Completed { .. }, G | H)
                     | (ServerInviteState::Confirmed, I)
-                    | (ServerInviteState::Accepted { .. }, Resend2xx | L)
+                    | (ServerInviteState::Accepted { acked: false, .. }, Resend2xx)
+                    | (ServerInviteState::Accepted { .. }, L)
             ),
             Machine::NonInviteServer(_, s) => {
                 matches!((s, id), (ServerNonInviteState::Completed { .. }, J))
@@ -982,7 +983,8 @@ struct Transaction {
     src: Option<SocketAddr>,
     /// Live timers: id → heap sequence number; a popped entry that is not here is stale.
     armed: Vec<(TimerId, u64)>,
-    /// To-tag of the latest response the TU sent (server), for the CANCEL's 200 (§9.2).
+    /// To-tag of the INVITE's responses (server; the first the TU sent with one: a UAS
+    /// keeps its tag), for the CANCEL's 200 (§9.2).
     to_tag: Option<String>,
     /// In the ACK-for-2xx index (server INVITE in `Accepted`, under its dialog reference).
     ack_indexed: bool,
@@ -1582,16 +1584,26 @@ mod tests {
         all
     }
 
-    /// An INVITE client transaction started at `t0`: its key and the request on the wire.
-    fn invite_sent(layer: &mut TransactionLayer, t0: Instant) -> (TransactionKey, Request) {
+    /// A client transaction for `method` started at `t0`: its key and the request as it
+    /// went on the wire.
+    fn request_sent(
+        layer: &mut TransactionLayer,
+        method: Method,
+        transport: Transport,
+        t0: Instant,
+    ) -> (TransactionKey, Request) {
         let (key, _) = layer
-            .send_request(outgoing(Method::Invite), peer(), Transport::Udp, t0)
+            .send_request(outgoing(method), peer(), transport, t0)
             .unwrap();
         let sent = match &layer.txs[&key].machine {
-            Machine::InviteClient(c, _) => sent_request(c),
+            Machine::InviteClient(c, _) | Machine::NonInviteClient(c, _) => sent_request(c),
             _ => unreachable!(),
         };
         (key, sent)
+    }
+
+    fn invite_sent(layer: &mut TransactionLayer, t0: Instant) -> (TransactionKey, Request) {
+        request_sent(layer, Method::Invite, Transport::Udp, t0)
     }
 
     /// The key of the request the layer handed to the TU.
@@ -1635,6 +1647,91 @@ mod tests {
             .iter()
             .any(|(_, e)| *e == Event::Terminated { key: key.clone() }));
         assert!(layer.is_empty());
+    }
+
+    #[test]
+    fn timer_matters_agrees_with_the_state_functions() {
+        use TimerId::*;
+        let b = || Bytes::from_static(b"SIP/2.0 100 Trying\r\n\r\n");
+        let client = || ClientCtx {
+            request: None,
+            bytes: b(),
+            dest: peer(),
+            reliable: false,
+        };
+        let server = || ServerCtx {
+            dialog: None,
+            dest: peer(),
+            reliable: false,
+        };
+        let machines = || {
+            vec![
+                Machine::InviteClient(client(), ClientInviteState::Calling { a_interval: T1 }),
+                Machine::InviteClient(client(), ClientInviteState::Proceeding),
+                Machine::InviteClient(client(), ClientInviteState::Completed { ack: b() }),
+                Machine::InviteClient(client(), ClientInviteState::Accepted { acks: vec![] }),
+                Machine::NonInviteClient(client(), ClientNonInviteState::Trying { e_interval: T1 }),
+                Machine::NonInviteClient(client(), ClientNonInviteState::Proceeding),
+                Machine::NonInviteClient(client(), ClientNonInviteState::Completed),
+                Machine::InviteServer(
+                    server(),
+                    ServerInviteState::Proceeding {
+                        last: Some(b()),
+                        held: true,
+                    },
+                ),
+                Machine::InviteServer(
+                    server(),
+                    ServerInviteState::Proceeding {
+                        last: Some(b()),
+                        held: false,
+                    },
+                ),
+                Machine::InviteServer(
+                    server(),
+                    ServerInviteState::Completed {
+                        last: b(),
+                        g_interval: T1,
+                    },
+                ),
+                Machine::InviteServer(server(), ServerInviteState::Confirmed),
+                Machine::InviteServer(
+                    server(),
+                    ServerInviteState::Accepted {
+                        last: b(),
+                        acked: false,
+                        resend_interval: T1,
+                    },
+                ),
+                Machine::InviteServer(
+                    server(),
+                    ServerInviteState::Accepted {
+                        last: b(),
+                        acked: true,
+                        resend_interval: T1,
+                    },
+                ),
+                Machine::NonInviteServer(server(), ServerNonInviteState::Trying),
+                Machine::NonInviteServer(server(), ServerNonInviteState::Proceeding { last: b() }),
+                Machine::NonInviteServer(server(), ServerNonInviteState::Completed { last: b() }),
+            ]
+        };
+        // The state alone: `step` also releases a client's request, which is no reaction.
+        let state = |m: &Machine| match m {
+            Machine::InviteClient(_, s) => format!("{s:?}"),
+            Machine::NonInviteClient(_, s) => format!("{s:?}"),
+            Machine::InviteServer(_, s) => format!("{s:?}"),
+            Machine::NonInviteServer(_, s) => format!("{s:?}"),
+        };
+        let timers = [A, B, D, E, F, G, H, I, J, K, L, M, Resend2xx, Trying];
+        for id in timers {
+            for (mut machine, probe) in machines().into_iter().zip(machines()) {
+                let before = state(&machine);
+                let actions = machine.step(Input::Timer(id));
+                let reacted = !actions.is_empty() || state(&machine) != before;
+                assert_eq!(probe.timer_matters(id), reacted, "{id:?} in {before}");
+            }
+        }
     }
 
     #[test]
@@ -1963,13 +2060,7 @@ mod tests {
             .any(|(t, e)| *t == TIMER_F && matches!(e, Event::Timeout { .. })));
 
         // Provisional → E at T2; final → Completed, retransmitted finals absorbed, Timer K.
-        let (key, _) = layer
-            .send_request(outgoing(Method::Bye), peer(), Transport::Udp, t0)
-            .unwrap();
-        let sent = match &layer.txs[&key].machine {
-            Machine::NonInviteClient(c, _) => sent_request(c),
-            _ => unreachable!(),
-        };
+        let (key, sent) = request_sent(&mut layer, Method::Bye, Transport::Udp, t0);
         layer.on_datagram(
             response_to(&sent, 100, None),
             peer(),
@@ -2102,13 +2193,7 @@ mod tests {
     fn reliable_transport_has_no_retransmissions_and_zero_wait_timers() {
         let mut layer = TransactionLayer::default();
         let t0 = Instant::now();
-        let (key, _) = layer
-            .send_request(outgoing(Method::Invite), peer(), Transport::Tcp, t0)
-            .unwrap();
-        let sent = match &layer.txs[&key].machine {
-            Machine::InviteClient(c, _) => sent_request(c),
-            _ => unreachable!(),
-        };
+        let (key, sent) = request_sent(&mut layer, Method::Invite, Transport::Tcp, t0);
         let events = run_until(&mut layer, t0, Duration::from_secs(31));
         assert!(transmit_times(&events).is_empty(), "no Timer A over TCP");
         // Non-2xx: ACK sent, Timer D = 0 → terminated at once.
