@@ -216,6 +216,25 @@ pub async fn start(config: Config) -> Result<Switch, Error> {
     let (udp, tcp, sip_addr) = bind_sip(sip_listen).await?;
     tracing::info!(%sip_addr, "SIP listening on UDP and TCP");
     let rtp = config.rtp_port_range()?;
+    match actors::media::ports::raise_open_file_limit() {
+        Ok(limit) => {
+            tracing::info!(
+                before = limit.before,
+                after = limit.after,
+                "open-file limit (four media sockets per relayed call)"
+            );
+            // One socket per port of the range, plus signalling, database and HTTP.
+            let wanted = u64::from(rtp.high - rtp.low) + 1 + 256;
+            if limit.after < wanted {
+                tracing::warn!(
+                    limit = limit.after,
+                    wanted,
+                    "open-file limit below the media port range: calls will fail with EMFILE before the ports run out"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
     let media_ip = config
         .sip
         .advertise

@@ -134,7 +134,7 @@ impl Rig {
     fn new() -> Self {
         Self {
             engine: MediaEngine::start().unwrap(),
-            ports: PortAllocator::new("127.0.0.1".parse().unwrap(), 30_000..=30_499).unwrap(),
+            ports: PortAllocator::new("127.0.0.1".parse().unwrap(), 30_000..=30_399).unwrap(),
         }
     }
 
@@ -556,6 +556,71 @@ fn a_sudden_ssrc_change_is_followed_and_the_outgoing_stream_stays_continuous() {
         seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)),
         "no sequence jump"
     );
+}
+
+#[test]
+fn a_closed_endpoint_s_ports_rest_out_of_the_engine_then_serve_the_next_call() {
+    // One pair in the range (30_400/30_401; the other rigs use 30_000-30_399), resting
+    // 200 ms: every call after the first gets the same sockets back.
+    const QUARANTINE: Duration = Duration::from_millis(200);
+    let engine = MediaEngine::start().unwrap();
+    let ports =
+        PortAllocator::with_reuse("127.0.0.1".parse().unwrap(), 30_400..=30_401, 4, QUARANTINE)
+            .unwrap();
+    let mut phone = Phone::new(440.0);
+    let other = Phone::new(1000.0);
+    let (tx, _rx) = unbounded_channel();
+    let first = engine
+        .open(ports.allocate().unwrap(), Latching::Any, tx)
+        .unwrap();
+    let addr = first.local_addr();
+    burst(&mut phone, &first);
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while ports.resting() == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(ports.resting(), 1, "the closed endpoint's pair rests");
+    // Late packets of the old call while it rests: out of the epoll set, so they neither
+    // reach another endpoint nor keep the (level-triggered) engine awake.
+    let ticks_before = engine.stats().ticks;
+    for _ in 0..5 {
+        phone.send_audio(addr);
+    }
+    std::thread::sleep(QUARANTINE + Duration::from_millis(50));
+    assert!(
+        engine.stats().ticks > ticks_before,
+        "the engine still ticks"
+    );
+
+    // The next call gets the same ports, drained, registered again.
+    let (tx, _rx) = unbounded_channel();
+    let second = engine
+        .open(ports.allocate().unwrap(), Latching::Any, tx)
+        .unwrap();
+    assert_eq!(second.local_addr(), addr);
+    let (tx, _rx) = unbounded_channel();
+    let peer = engine
+        .open(
+            PortAllocator::new("127.0.0.1".parse().unwrap(), 30_402..=30_405)
+                .unwrap()
+                .allocate()
+                .unwrap(),
+            Latching::Any,
+            tx,
+        )
+        .unwrap();
+    peer.set_remote(Some(other.addr())).unwrap();
+    second.connect(&peer).unwrap();
+    burst(&mut phone, &second);
+    assert_eq!(
+        second.stats().received,
+        BURST,
+        "no late packet of the old call"
+    );
+    assert_eq!(heard(&other), BURST, "the new call is relayed");
+    drop((second, peer));
+    engine.shutdown();
 }
 
 /// Packets in one [`burst`].

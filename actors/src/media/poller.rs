@@ -8,6 +8,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Readiness reported by [`Poller::wait`]: the token given at registration.
@@ -91,9 +92,15 @@ impl Poller {
 }
 
 /// Wakes a thread blocked in [`Poller::wait`] from any other thread.
+///
+/// Wake-ups coalesce: once one is pending, further [`Waker::wake`] calls write nothing
+/// until the woken thread calls [`Waker::reset`]. A call set-up sends the engine a burst of
+/// commands (open, remote address, codec, connect, timeout for each leg); without this,
+/// each was an `eventfd` write and a separate wake-up of the engine thread.
 #[derive(Debug)]
 pub struct Waker {
     fd: OwnedFd,
+    pending: AtomicBool,
 }
 
 impl Waker {
@@ -106,6 +113,7 @@ impl Waker {
         Ok(Self {
             // SAFETY: `fd` is a fresh descriptor owned by nobody else.
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            pending: AtomicBool::new(false),
         })
     }
 
@@ -113,16 +121,25 @@ impl Waker {
         self.fd.as_raw_fd()
     }
 
-    /// Makes the eventfd readable. Never blocks; a counter at its maximum is still
-    /// readable, so a failed write loses nothing.
+    /// Makes the eventfd readable unless a wake-up is already pending. Call it after
+    /// queueing the work: the woken thread looks at the queue only after `reset`, so work
+    /// queued while a wake-up is pending is seen. Never blocks; a counter at its maximum
+    /// is still readable, so a failed write loses nothing.
     pub fn wake(&self) {
+        if self.pending.swap(true, Ordering::AcqRel) {
+            return;
+        }
         let one: u64 = 1;
         // SAFETY: writes 8 bytes from a live u64.
         let _ = unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
     }
 
-    /// Clears the readiness (level-triggered: otherwise every wait returns at once).
+    /// Clears the readiness (level-triggered: otherwise every wait returns at once). Call
+    /// it before looking at the queued work, so a `wake` after that look writes again.
     pub fn reset(&self) {
+        // A read-modify-write, so it reads the last sender's `swap` and acquires what that
+        // sender queued before it (a plain store would not synchronise with it).
+        self.pending.swap(false, Ordering::AcqRel);
         let mut value: u64 = 0;
         // SAFETY: reads 8 bytes into a live u64.
         let _ = unsafe { libc::read(self.fd.as_raw_fd(), (&mut value as *mut u64).cast(), 8) };
@@ -169,5 +186,74 @@ mod tests {
         b.send_to(b"y", a.local_addr().unwrap()).unwrap();
         poller.wait(Duration::from_millis(20), &mut ready).unwrap();
         assert!(ready.is_empty());
+    }
+
+    /// Reads the eventfd counter without blocking: how many writes reached it.
+    fn writes_counted(waker: &Waker) -> u64 {
+        let mut value: u64 = 0;
+        // SAFETY: reads 8 bytes into a live u64.
+        let n = unsafe { libc::read(waker.raw_fd(), (&mut value as *mut u64).cast(), 8) };
+        if n == 8 {
+            value
+        } else {
+            0
+        }
+    }
+
+    #[test]
+    fn wakes_coalesce_until_reset() {
+        let waker = Waker::new().unwrap();
+        waker.wake();
+        waker.wake();
+        waker.wake();
+        assert_eq!(writes_counted(&waker), 1, "one write for a burst");
+        // Still pending (not reset): nothing more is written.
+        waker.wake();
+        assert_eq!(writes_counted(&waker), 0);
+        waker.reset();
+        waker.wake();
+        assert_eq!(writes_counted(&waker), 1, "a wake after reset writes again");
+    }
+
+    #[test]
+    fn work_queued_during_a_pending_wake_is_seen_after_reset() {
+        // Many senders against one consumer that sleeps in epoll: every item sent must be
+        // received, with no wake-up lost between the consumer's reset and its look.
+        let mut poller = Poller::new().unwrap();
+        let waker = std::sync::Arc::new(Waker::new().unwrap());
+        poller.add(waker.raw_fd(), 1).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<u32>();
+        const SENDERS: u32 = 4;
+        const PER_SENDER: u32 = 5_000;
+        let threads: Vec<_> = (0..SENDERS)
+            .map(|_| {
+                let (tx, waker) = (tx.clone(), std::sync::Arc::clone(&waker));
+                std::thread::spawn(move || {
+                    for i in 0..PER_SENDER {
+                        tx.send(i).unwrap();
+                        waker.wake();
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        let mut received = 0;
+        let mut ready = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while received < SENDERS * PER_SENDER && std::time::Instant::now() < deadline {
+            // Long timeout: a lost wake-up shows as the loop stalling until the deadline.
+            poller.wait(Duration::from_secs(5), &mut ready).unwrap();
+            if ready.is_empty() {
+                break;
+            }
+            waker.reset();
+            while rx.try_recv().is_ok() {
+                received += 1;
+            }
+        }
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(received, SENDERS * PER_SENDER, "a wake-up was lost");
     }
 }

@@ -2060,7 +2060,7 @@ mod tests {
             .any(|(t, e)| *t == TIMER_F && matches!(e, Event::Timeout { .. })));
 
         // Provisional → E at T2; final → Completed, retransmitted finals absorbed, Timer K.
-        let (key, sent) = request_sent(&mut layer, Method::Bye, Transport::Udp, t0);
+        let (_key, sent) = request_sent(&mut layer, Method::Bye, Transport::Udp, t0);
         layer.on_datagram(
             response_to(&sent, 100, None),
             peer(),
@@ -2193,7 +2193,7 @@ mod tests {
     fn reliable_transport_has_no_retransmissions_and_zero_wait_timers() {
         let mut layer = TransactionLayer::default();
         let t0 = Instant::now();
-        let (key, sent) = request_sent(&mut layer, Method::Invite, Transport::Tcp, t0);
+        let (_key, sent) = request_sent(&mut layer, Method::Invite, Transport::Tcp, t0);
         let events = run_until(&mut layer, t0, Duration::from_secs(31));
         assert!(transmit_times(&events).is_empty(), "no Timer A over TCP");
         // Non-2xx: ACK sent, Timer D = 0 → terminated at once.

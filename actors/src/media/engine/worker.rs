@@ -24,7 +24,7 @@ use crate::media::jitter::{JitterBuffer, PopKind};
 use crate::media::mixer::{MixMode, Mixer};
 use crate::media::playback::{Playback, PlaybackFinished, PlaybackTick};
 use crate::media::poller::{Poller, Token, Waker};
-use crate::media::ports::PortPair;
+use crate::media::ports::{Lease, PortPair};
 use crate::media::rtp_out::{parse_rtp, EventPacket, RtpSender, RTP_HEADER_LEN, RTP_VERSION};
 use crate::media::wav::WavWriter;
 use pace::Pacer;
@@ -68,6 +68,8 @@ struct Ep {
     id: EndpointId,
     rtp: UdpSocket,
     rtcp: UdpSocket,
+    /// Returns the sockets to the port allocator when the endpoint closes.
+    lease: Lease,
     sdp_rtp: Option<SocketAddr>,
     sdp_rtcp: Option<SocketAddr>,
     latched_rtp: Option<SocketAddr>,
@@ -541,7 +543,9 @@ impl Worker {
             self.slots.push(None);
             self.slots.len() - 1
         });
-        let PortPair { rtp, rtcp, .. } = ports;
+        let PortPair {
+            rtp, rtcp, lease, ..
+        } = ports;
         let registered = self
             .poller
             .add(rtp.as_raw_fd(), token(slot, Kind::Rtp))
@@ -560,6 +564,7 @@ impl Worker {
             id,
             rtp,
             rtcp,
+            lease,
             sdp_rtp: None,
             sdp_rtcp: None,
             latched_rtp: None,
@@ -605,11 +610,19 @@ impl Worker {
         let Some(slot) = self.index.remove(&id) else {
             return;
         };
-        // Dropping the endpoint closes its sockets, and closing a descriptor nobody else
-        // holds (they are never duplicated) takes it out of the epoll set: no EPOLL_CTL_DEL
-        // calls, two system calls fewer per endpoint.
-        if self.slots.get_mut(slot).and_then(Option::take).is_some() {
+        if let Some(ep) = self.slots.get_mut(slot).and_then(Option::take) {
             self.counters.endpoints.fetch_sub(1, Ordering::Relaxed);
+            // The sockets rest in the allocator for the next call, open: out of the epoll
+            // set first. One that cannot be taken out (or already was, after socket
+            // errors) is closed, which also takes it out.
+            let Ep {
+                rtp, rtcp, lease, ..
+            } = ep;
+            let rtp_out = self.poller.remove(rtp.as_raw_fd()).is_ok();
+            let rtcp_out = self.poller.remove(rtcp.as_raw_fd()).is_ok();
+            if rtp_out && rtcp_out {
+                lease.rest(rtp, rtcp);
+            }
         }
         self.free.push(slot);
     }
