@@ -248,7 +248,7 @@ impl SipRouter {
         }
         let from_user = request
             .from()
-            .and_then(|f| f.uri.user.map(String::from))
+            .and_then(|f| f.uri.user.as_deref().map(String::from))
             .unwrap_or_default();
         if let Some(trunk) = self.trunk_at(src) {
             let caller = Caller::Trunk {

@@ -137,12 +137,16 @@ impl Waker {
     /// Clears the readiness (level-triggered: otherwise every wait returns at once). Call
     /// it before looking at the queued work, so a `wake` after that look writes again.
     pub fn reset(&self) {
-        // A read-modify-write, so it reads the last sender's `swap` and acquires what that
-        // sender queued before it (a plain store would not synchronise with it).
-        self.pending.swap(false, Ordering::AcqRel);
+        // The eventfd is read before `pending` is cleared: the other way round, a sender
+        // that wrote in between would have its write consumed while `pending` stayed set,
+        // and no later sender would write again (a lost wake-up). This way round the worst
+        // is one spurious wake-up.
         let mut value: u64 = 0;
         // SAFETY: reads 8 bytes into a live u64.
         let _ = unsafe { libc::read(self.fd.as_raw_fd(), (&mut value as *mut u64).cast(), 8) };
+        // A read-modify-write, so it reads the last sender's `swap` and acquires what that
+        // sender queued before it (a plain store would not synchronise with it).
+        self.pending.swap(false, Ordering::AcqRel);
     }
 }
 

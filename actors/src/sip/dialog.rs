@@ -85,8 +85,8 @@ impl Dialog {
         transport: Transport,
     ) -> Result<Dialog, DialogError> {
         let call_id = invite.call_id().ok_or(DialogError::Missing("Call-ID"))?;
-        let from = invite.from().ok_or(DialogError::Missing("From"))?;
-        let mut to = invite.to().ok_or(DialogError::Missing("To"))?;
+        let from = invite.from().ok_or(DialogError::Missing("From"))?.clone();
+        let mut to = invite.to().ok_or(DialogError::Missing("To"))?.clone();
         let (cseq, _) = invite.cseq().ok_or(DialogError::Missing("CSeq"))?;
         to.set_tag(local_tag);
         let remote_target = invite
@@ -122,8 +122,8 @@ impl Dialog {
         transport: Transport,
     ) -> Result<Dialog, DialogError> {
         let call_id = invite.call_id().ok_or(DialogError::Missing("Call-ID"))?;
-        let from = invite.from().ok_or(DialogError::Missing("From"))?;
-        let to = invite.to().ok_or(DialogError::Missing("To"))?;
+        let from = invite.from().ok_or(DialogError::Missing("From"))?.clone();
+        let to = invite.to().ok_or(DialogError::Missing("To"))?.clone();
         let (cseq, _) = invite.cseq().ok_or(DialogError::Missing("CSeq"))?;
         let local_tag = from
             .tag()

@@ -284,7 +284,8 @@ enum TcpEvent {
     },
     Message {
         peer: SocketAddr,
-        message: SipMessage,
+        /// Boxed: a message is several times the size of the other events.
+        message: Box<SipMessage>,
     },
     /// A framing error: answer if possible; the connection closes.
     Malformed {
@@ -379,7 +380,7 @@ impl EndpointTask {
         if let Some(mut response) = error.error_response() {
             // Answer as for any request: the top Via stamped with where it really came from
             // (RFC 3581), then sent where that Via says (RFC 3261 §18.2.2).
-            let dest = match (&transport, response.top_via()) {
+            let dest = match (&transport, response.top_via().cloned()) {
                 (Transport::Udp, Some(mut via)) => {
                     super::headers::stamp_via(&mut via, src);
                     response.headers.replace_first("Via", via.to_string());
@@ -434,7 +435,7 @@ impl EndpointTask {
             }
             TcpEvent::Message { peer, message } => {
                 self.stats.received.fetch_add(1, Ordering::Relaxed);
-                self.on_message(message, peer, Transport::Tcp);
+                self.on_message(*message, peer, Transport::Tcp);
             }
             TcpEvent::Malformed { peer, error } => self.on_malformed(&error, peer, Transport::Tcp),
             TcpEvent::Closed { peer } => {
@@ -618,6 +619,7 @@ async fn serve_connection(
                     match message::frame_stream(&buf) {
                         Ok(Some((used, message))) => {
                             let _ = buf.split_to(used.min(buf.len()));
+                            let message = Box::new(message);
                             if events.send(TcpEvent::Message { peer, message }).is_err() {
                                 return;
                             }

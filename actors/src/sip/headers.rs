@@ -6,6 +6,7 @@
 //! by the typed accessors; the message parser has already checked the ones it validates.
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
@@ -205,10 +206,38 @@ pub(crate) fn split_list(value: &str) -> Option<Vec<&str>> {
 }
 
 /// All headers of a message, in order, with canonical names.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct Headers {
     /// Values inline when short (CSeq, Max-Forwards, Content-Type, most Call-IDs).
     entries: Vec<(Cow<'static, str>, CompactString)>,
+    /// From, To and the top Via parsed on first use: every layer asks for them (parse
+    /// checks, transaction keys, dialog matching, routing) and each parse allocated.
+    /// Cleared by every change to the entries. Boxed, and only once asked for: messages
+    /// are moved between layers and most built ones are never asked.
+    parsed: OnceCell<Box<Parsed>>,
+}
+
+#[derive(Clone, Default)]
+struct Parsed {
+    from: OnceCell<Option<NameAddr>>,
+    to: OnceCell<Option<NameAddr>>,
+    top_via: OnceCell<Option<Via>>,
+}
+
+impl PartialEq for Headers {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
+    }
+}
+
+impl Eq for Headers {}
+
+impl fmt::Debug for Headers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Headers")
+            .field("entries", &self.entries)
+            .finish()
+    }
 }
 
 impl Headers {
@@ -218,12 +247,14 @@ impl Headers {
 
     /// Appends a header (the name is canonicalised).
     pub fn add(&mut self, name: &str, value: impl Into<CompactString>) {
+        self.parsed = OnceCell::new();
         self.entries.push((stored_name(name), value.into()));
     }
 
     /// Inserts a header before all others of the same name (e.g. a new top Via), or at the
     /// end if there is none.
     pub fn add_first(&mut self, name: &str, value: impl Into<CompactString>) {
+        self.parsed = OnceCell::new();
         let name = stored_name(name);
         let at = self.position(&name).unwrap_or(self.entries.len());
         self.entries.insert(at, (name, value.into()));
@@ -231,6 +262,7 @@ impl Headers {
 
     /// Replaces every `name` header with one value at the position of the first (or appends).
     pub fn set(&mut self, name: &str, value: impl Into<CompactString>) {
+        self.parsed = OnceCell::new();
         let name = canonical_name(name);
         match self.position(name) {
             Some(at) => {
@@ -253,6 +285,7 @@ impl Headers {
 
     /// Replaces the value of the first `name` header, keeping the others; false if absent.
     pub fn replace_first(&mut self, name: &str, value: impl Into<CompactString>) -> bool {
+        self.parsed = OnceCell::new();
         let name = canonical_name(name);
         match self.position(name).and_then(|at| self.entries.get_mut(at)) {
             Some(slot) => {
@@ -265,6 +298,7 @@ impl Headers {
 
     /// Removes every `name` header; returns how many were removed.
     pub fn remove(&mut self, name: &str) -> usize {
+        self.parsed = OnceCell::new();
         let name = canonical_name(name);
         let before = self.entries.len();
         self.entries.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
@@ -319,16 +353,28 @@ impl Headers {
 
     // ---- typed accessors -------------------------------------------------------------
 
+    fn parsed(&self) -> &Parsed {
+        self.parsed.get_or_init(Box::default)
+    }
+
     pub fn call_id(&self) -> Option<&str> {
         self.get("Call-ID")
     }
 
-    pub fn from(&self) -> Option<NameAddr> {
-        self.get("From").and_then(|v| NameAddr::parse(v).ok())
+    /// The From header parsed (once; see [`Headers`]).
+    pub fn from(&self) -> Option<&NameAddr> {
+        self.parsed()
+            .from
+            .get_or_init(|| self.get("From").and_then(|v| NameAddr::parse(v).ok()))
+            .as_ref()
     }
 
-    pub fn to(&self) -> Option<NameAddr> {
-        self.get("To").and_then(|v| NameAddr::parse(v).ok())
+    /// The To header parsed (once).
+    pub fn to(&self) -> Option<&NameAddr> {
+        self.parsed()
+            .to
+            .get_or_init(|| self.get("To").and_then(|v| NameAddr::parse(v).ok()))
+            .as_ref()
     }
 
     pub fn cseq(&self) -> Option<(u32, Method)> {
@@ -343,8 +389,12 @@ impl Headers {
             .collect()
     }
 
-    pub fn top_via(&self) -> Option<Via> {
-        self.get("Via").and_then(|v| Via::parse(v).ok())
+    /// The top Via parsed (once).
+    pub fn top_via(&self) -> Option<&Via> {
+        self.parsed()
+            .top_via
+            .get_or_init(|| self.get("Via").and_then(|v| Via::parse(v).ok()))
+            .as_ref()
     }
 
     pub fn contacts(&self) -> Vec<Contact> {
@@ -862,6 +912,57 @@ pub fn response_target(via: &Via, src: SocketAddr) -> SocketAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tag_of(h: &Headers, name: &str) -> Option<String> {
+        let addr = if name == "From" { h.from() } else { h.to() };
+        addr.and_then(|a| a.tag().map(str::to_string))
+    }
+
+    #[test]
+    fn parsed_from_to_and_via_follow_every_change() {
+        let mut h = Headers::new();
+        h.add("Via", "SIP/2.0/UDP a.example.com;branch=z9hG4bK1");
+        h.add("From", "<sip:a@example.com>;tag=1");
+        h.add("To", "<sip:b@example.com>");
+        // Parsed once and kept.
+        assert_eq!(tag_of(&h, "From").as_deref(), Some("1"));
+        assert_eq!(tag_of(&h, "To"), None);
+        assert_eq!(
+            h.top_via().and_then(|v| v.branch.as_deref()),
+            Some("z9hG4bK1")
+        );
+        assert!(std::ptr::eq(h.from().unwrap(), h.from().unwrap()));
+
+        h.set("From", "<sip:a@example.com>;tag=2");
+        assert_eq!(tag_of(&h, "From").as_deref(), Some("2"), "set");
+        h.replace_first("To", "<sip:b@example.com>;tag=3");
+        assert_eq!(tag_of(&h, "To").as_deref(), Some("3"), "replace_first");
+        h.add_first("Via", "SIP/2.0/UDP b.example.com;branch=z9hG4bK2");
+        assert_eq!(
+            h.top_via().and_then(|v| v.branch.as_deref()),
+            Some("z9hG4bK2"),
+            "add_first"
+        );
+        h.remove("Via");
+        assert!(h.top_via().is_none(), "remove");
+        h.add("Via", "SIP/2.0/TCP c.example.com;branch=z9hG4bK3");
+        assert_eq!(
+            h.top_via().and_then(|v| v.branch.as_deref()),
+            Some("z9hG4bK3"),
+            "add"
+        );
+        h.set("To", "not a name-addr <");
+        assert!(h.to().is_none(), "an unparsable value reads as absent");
+
+        // A clone carries the parsed values; equality ignores them.
+        let copy = h.clone();
+        assert_eq!(tag_of(&copy, "From").as_deref(), Some("2"));
+        let mut fresh = Headers::new();
+        for (name, value) in h.iter() {
+            fresh.add(name, value);
+        }
+        assert_eq!(fresh, h);
+    }
 
     #[test]
     fn canonical_names_are_distinct_and_found_in_any_case() {

@@ -83,10 +83,10 @@ macro_rules! header_methods {
         pub fn call_id(&self) -> Option<&str> {
             self.headers.call_id()
         }
-        pub fn from(&self) -> Option<NameAddr> {
+        pub fn from(&self) -> Option<&NameAddr> {
             self.headers.from()
         }
-        pub fn to(&self) -> Option<NameAddr> {
+        pub fn to(&self) -> Option<&NameAddr> {
             self.headers.to()
         }
         pub fn cseq(&self) -> Option<(u32, Method)> {
@@ -95,7 +95,7 @@ macro_rules! header_methods {
         pub fn vias(&self) -> Vec<Via> {
             self.headers.vias()
         }
-        pub fn top_via(&self) -> Option<Via> {
+        pub fn top_via(&self) -> Option<&Via> {
             self.headers.top_via()
         }
         pub fn contacts(&self) -> Vec<Contact> {
@@ -317,7 +317,7 @@ impl SipMessage {
         self.headers().cseq()
     }
 
-    pub fn top_via(&self) -> Option<Via> {
+    pub fn top_via(&self) -> Option<&Via> {
         self.headers().top_via()
     }
 
@@ -429,12 +429,13 @@ fn random_token(len: usize) -> String {
 /// RFC 3261 §18.2.1 + RFC 3581 §4 on the top Via of a received request: adds `received=`
 /// when the sent-by is not the packet's source address, fills an empty `rport`.
 pub fn stamp_received(req: &mut Request, src: SocketAddr) {
-    if let Some(mut via) = req.headers.top_via() {
-        let before = via.clone();
-        stamp_via(&mut via, src);
-        if via != before {
-            req.headers.replace_first("Via", header_text(&via));
-        }
+    let Some(via) = req.headers.top_via() else {
+        return;
+    };
+    let mut stamped = via.clone();
+    stamp_via(&mut stamped, src);
+    if stamped != *via {
+        req.headers.replace_first("Via", header_text(&stamped));
     }
 }
 
@@ -1005,13 +1006,15 @@ fn check_common(h: &Headers) -> Result<(u32, Method), ParseErrorKind> {
         .get("CSeq")
         .and_then(|v| parse_cseq(v).ok())
         .ok_or(InvalidHeader("CSeq"))?;
-    if h.get_all("Via").any(|v| Via::parse(v).is_err()) {
+    // The top Via, From and To are parsed into the headers' cache, for every layer after.
+    if h.top_via().is_none() || h.get_all("Via").skip(1).any(|v| Via::parse(v).is_err()) {
         return Err(InvalidHeader("Via"));
     }
-    for name in ["From", "To"] {
-        if h.get(name).is_none_or(|v| NameAddr::parse(v).is_err()) {
-            return Err(InvalidHeader(static_name(name)));
-        }
+    if h.from().is_none() {
+        return Err(InvalidHeader("From"));
+    }
+    if h.to().is_none() {
+        return Err(InvalidHeader("To"));
     }
     let call_id = h.get("Call-ID").unwrap_or("");
     if call_id.is_empty() || call_id.bytes().any(|b| b <= b' ') {

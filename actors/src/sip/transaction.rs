@@ -747,7 +747,7 @@ impl TransactionKey {
         if via.has_rfc3261_branch() {
             return Some(TransactionKey::Server {
                 sent_by: via.sent_by().to_ascii_lowercase(),
-                branch: via.branch.unwrap_or_default(),
+                branch: via.branch.clone().unwrap_or_default(),
                 method,
             });
         }
@@ -772,7 +772,7 @@ impl TransactionKey {
         let via = resp.top_via()?;
         let (_, method) = resp.cseq()?;
         Some(TransactionKey::Client {
-            branch: via.branch?,
+            branch: via.branch.clone()?,
             method: key_method(&method),
         })
     }
@@ -1151,7 +1151,7 @@ impl TransactionLayer {
         let reliable = transport.is_reliable();
         // Over a connection the response goes back on it; over UDP to the Via (§18.2.2).
         let dest = match (reliable, req.top_via()) {
-            (false, Some(via)) => super::message::response_target(&via, src),
+            (false, Some(via)) => super::message::response_target(via, src),
             _ => src,
         };
         let ctx = ServerCtx {
@@ -1219,13 +1219,19 @@ impl TransactionLayer {
         if req.method == Method::Ack {
             return Err(TransactionError::AckIsNotATransaction);
         }
-        let mut via = req.top_via().ok_or(TransactionError::MissingVia)?;
-        if !via.has_rfc3261_branch() {
-            via.branch = Some(new_branch());
-            req.headers.replace_first("Via", via.to_string());
-        }
+        let via = req.top_via().ok_or(TransactionError::MissingVia)?;
+        let branch = match &via.branch {
+            Some(branch) if via.has_rfc3261_branch() => branch.clone(),
+            _ => {
+                let mut via = via.clone();
+                let branch = new_branch();
+                via.branch = Some(branch.clone());
+                req.headers.replace_first("Via", via.to_string());
+                branch
+            }
+        };
         let key = TransactionKey::Client {
-            branch: via.branch.clone().unwrap_or_default(),
+            branch,
             method: req.method.clone(),
         };
         if self.txs.contains_key(&key) {
