@@ -223,8 +223,8 @@ pub async fn start(config: Config) -> Result<Switch, Error> {
                 after = limit.after,
                 "open-file limit (four media sockets per relayed call)"
             );
-            // One socket per port of the range, plus signalling, database and HTTP.
-            let wanted = u64::from(rtp.high - rtp.low) + 1 + 256;
+            // One socket per port of the range, plus signalling, database, HTTP and files.
+            let wanted = u64::from(rtp.high - rtp.low) + 1 + actors::media::ports::RESERVED_FDS;
             if limit.after < wanted {
                 tracing::warn!(
                     limit = limit.after,

@@ -18,7 +18,6 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::ops::RangeInclusive;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -38,8 +37,9 @@ pub const REUSE_QUARANTINE: Duration = Duration::from_secs(2);
 /// and another pair taken).
 const MAX_DRAINED: usize = 256;
 
-/// Descriptors kept out of the resting pool's budget: signalling, database, HTTP, files.
-const RESERVED_FDS: u64 = 1_024;
+/// Descriptors kept for everything but media (signalling, database, HTTP, files): left out
+/// of the resting pool's budget, and added to the range when checking the open-file limit.
+pub const RESERVED_FDS: u64 = 1_024;
 
 /// Errors from creating an allocator or allocating ports.
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +62,6 @@ pub struct PortAllocator {
     ip: IpAddr,
     first: u16,
     pairs: usize,
-    cursor: AtomicUsize,
     range: (u16, u16),
     pool: Arc<Pool>,
     quarantine: Duration,
@@ -79,6 +78,8 @@ struct Pool {
 
 #[derive(Debug)]
 struct PoolState {
+    /// Where the round-robin binding goes on.
+    cursor: usize,
     held: Vec<bool>,
     held_count: usize,
     resting: VecDeque<Resting>,
@@ -204,10 +205,10 @@ impl PortAllocator {
             ip,
             first,
             pairs,
-            cursor: AtomicUsize::new(0),
             range: (min, max),
             pool: Arc::new(Pool {
                 state: Mutex::new(PoolState {
+                    cursor: 0,
                     held: vec![false; pairs],
                     held_count: 0,
                     resting: VecDeque::new(),
@@ -288,7 +289,8 @@ impl PortAllocator {
     /// Binds the next free pair round-robin, trying each pair of the range at most once.
     fn bind_next(&self, state: &mut PoolState) -> Result<Option<PortPair>, PortError> {
         for _ in 0..self.pairs {
-            let slot = self.cursor.fetch_add(1, Ordering::Relaxed) % self.pairs;
+            let slot = state.cursor % self.pairs;
+            state.cursor = state.cursor.wrapping_add(1);
             if state.held.get(slot).copied().unwrap_or(true) {
                 continue;
             }
@@ -477,6 +479,14 @@ mod tests {
         assert!(UdpSocket::bind((LOOPBACK, freed)).is_err());
     }
 
+    /// Hands `pair` back to rest, as the engine does when its endpoint closes.
+    fn rest(pair: PortPair) {
+        let PortPair {
+            rtp, rtcp, lease, ..
+        } = pair;
+        lease.rest(rtp, rtcp);
+    }
+
     const SHORT_QUARANTINE: Duration = Duration::from_millis(150);
 
     /// An allocator over `len` free ports whose released pairs rest `SHORT_QUARANTINE`.
@@ -491,10 +501,7 @@ mod tests {
         let alloc = resting_allocator(8, 8);
         let first = alloc.allocate().expect("first");
         let (port, rtp_addr) = (first.port, first.rtp_addr());
-        let PortPair {
-            rtp, rtcp, lease, ..
-        } = first;
-        lease.rest(rtp, rtcp);
+        rest(first);
         assert_eq!(alloc.resting(), 1);
         // Still bound while resting: nobody else gets the port.
         assert!(UdpSocket::bind(rtp_addr).is_err());
@@ -529,10 +536,7 @@ mod tests {
         let a = alloc.allocate().expect("a");
         let b = alloc.allocate().expect("b");
         let a_port = a.port;
-        let PortPair {
-            rtp, rtcp, lease, ..
-        } = a;
-        lease.rest(rtp, rtcp);
+        rest(a);
         let c = alloc.allocate().expect("c: the resting pair");
         assert_eq!(c.port, a_port);
         assert!(matches!(alloc.allocate(), Err(PortError::Exhausted { .. })));
@@ -547,10 +551,7 @@ mod tests {
         let b = alloc.allocate().expect("b");
         let (a_addr, b_addr) = (a.rtp_addr(), b.rtp_addr());
         for pair in [a, b] {
-            let PortPair {
-                rtp, rtcp, lease, ..
-            } = pair;
-            lease.rest(rtp, rtcp);
+            rest(pair);
         }
         assert_eq!(alloc.resting(), 1);
         assert!(UdpSocket::bind(a_addr).is_err(), "the first rests, bound");
@@ -559,10 +560,7 @@ mod tests {
         let none = resting_allocator(4, 0);
         let p = none.allocate().expect("p");
         let addr = p.rtp_addr();
-        let PortPair {
-            rtp, rtcp, lease, ..
-        } = p;
-        lease.rest(rtp, rtcp);
+        rest(p);
         assert_eq!(none.resting(), 0);
         assert!(UdpSocket::bind(addr).is_ok());
     }
@@ -573,10 +571,7 @@ mod tests {
         let a = alloc.allocate().expect("a");
         let a_port = a.port;
         let addr = a.rtp_addr();
-        let PortPair {
-            rtp, rtcp, lease, ..
-        } = a;
-        lease.rest(rtp, rtcp);
+        rest(a);
         let flood = UdpSocket::bind((LOOPBACK, 0)).expect("flood");
         for _ in 0..MAX_DRAINED + 10 {
             let _ = flood.send_to(b"x", addr);
@@ -592,7 +587,7 @@ mod tests {
     fn free_window(len: u16) -> u16 {
         static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(30_500);
         loop {
-            let base = NEXT.fetch_add(len + len % 2, Ordering::Relaxed);
+            let base = NEXT.fetch_add(len + len % 2, std::sync::atomic::Ordering::Relaxed);
             assert!(base < 32_768 - len, "no free port window below 32768");
             if (base..base + len).all(|p| UdpSocket::bind((LOOPBACK, p)).is_ok()) {
                 return base;
