@@ -2,7 +2,8 @@
 //! digest registration, and A-calls-B with media anchored in the switch — each side plays
 //! its own tone and must hear the other's (and not its own), DTMF sent by A as RFC 4733
 //! events arrives at B, either side hangs up, and the call log row tells the truth.
-//! Default codecs, PCMU only, PCMA only, and TCP signalling.
+//! Default codecs, PCMU only, PCMA only, a delayed offer (no SDP in the INVITE) and TCP
+//! signalling.
 //!
 //! Every test starts its own switch with extensions 801 / p801 and 802 / p802. Runs need the
 //! pjsua2 venv (`make deps`); see tests/common/pjsua.rs.
@@ -79,6 +80,17 @@ fn call_pcma_only() {
 }
 
 #[test]
+fn call_with_a_delayed_offer() {
+    // A's INVITE has no SDP: the switch offers the codec B chose in its 200 and takes A's
+    // answer from the ACK; tones, DTMF and the call log are checked as for any call.
+    call_test(CallOpts {
+        no_sdp_offer: true,
+        hangup: "callee",
+        ..CallOpts::default()
+    });
+}
+
+#[test]
 fn call_over_tcp() {
     call_test(CallOpts {
         transport: "tcp",
@@ -131,6 +143,15 @@ fn check_call(c: &mut Checks, r: &Value, o: &CallOpts) {
             a["call_id"], b["call_id"]
         ),
     );
+    if o.no_sdp_offer {
+        c.check(
+            a["sdp_created"][0]["answers_an_offer"] == true,
+            format!(
+                "A made no offer and answered the switch's: {}",
+                a["sdp_created"]
+            ),
+        );
+    }
     if let Some(codec) = o.codec {
         for (who, side) in [("A", a), ("B", b)] {
             let got = side["codec"].as_str().unwrap_or("");

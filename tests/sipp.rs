@@ -490,17 +490,32 @@ async fn outgoing_call_through_the_trunk() {
     switch.stop().await.unwrap();
 }
 
-#[actix_rt::test]
-async fn incoming_call_from_the_trunk() {
+/// A switch with the default trunk `carrier`, whose carrier places the call of `scenario`
+/// to 801 (talking [`TALK_MS`] when `talk`), which SIPp phone 801 answers (uas.xml). Both
+/// runs must succeed, as `what` says. The directory returned must outlive the switch.
+async fn carrier_calls_801(
+    scenario: &str,
+    talk: bool,
+    what: (&str, &str),
+) -> (tempfile::TempDir, Switch, SippOutcome, SippOutcome) {
     let dir = tempfile::tempdir().unwrap();
     let (switch, carrier_port) = start_with_carrier(dir.path()).await;
     let sip = switch.sip_addr;
     let phone = Sipp::new("uas.xml").spawn_registered(sip, "801").await;
+    let mut carrier = Sipp::carrier_call(scenario, sip, carrier_port, CUSTOMER, "801");
+    if talk {
+        carrier = carrier.pause_ms(TALK_MS);
+    }
+    let (carrier, callee) = call_phone(carrier, phone, what).await;
+    (dir, switch, carrier, callee)
+}
 
+#[actix_rt::test]
+async fn incoming_call_from_the_trunk() {
     // The carrier calls from the trunk's host:port, without credentials.
-    let (carrier, callee) = call_phone(
-        Sipp::carrier_call("trunk_call.xml", sip, carrier_port, CUSTOMER, "801").pause_ms(TALK_MS),
-        phone,
+    let (_dir, switch, carrier, callee) = carrier_calls_801(
+        "trunk_call.xml",
+        true,
         ("the carrier calls 801", "801's phone answers"),
     )
     .await;
@@ -538,6 +553,86 @@ async fn trunk_call_to_an_outside_number_is_refused() {
     assert_eq!(out.final_status(), Some(403), "{}", out.report());
     assert!(!out.received_statuses().contains(&407), "{}", out.report());
     assert!(out.received_requests().is_empty(), "{}", out.report());
+    switch.stop().await.unwrap();
+}
+
+/// The SDP body of the first 200 to an INVITE that `out` received.
+fn received_invite_200_sdp(out: &SippOutcome) -> String {
+    let ok = out
+        .traced()
+        .into_iter()
+        .find(|m| {
+            !m.sent
+                && m.status() == Some(200)
+                && m.header("CSeq").is_some_and(|c| c.ends_with("INVITE"))
+        })
+        .unwrap_or_else(|| panic!("no 200 to the INVITE\n{}", out.report()));
+    assert_eq!(
+        ok.header("Content-Type"),
+        Some("application/sdp"),
+        "{}",
+        ok.text
+    );
+    ok.text
+        .split_once("\r\n\r\n")
+        .or_else(|| ok.text.split_once("\n\n"))
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default()
+}
+
+#[actix_rt::test]
+async fn incoming_call_with_a_delayed_offer() {
+    // The carrier's INVITE has no SDP; the scenario checks that the 200 offers PCMA (the
+    // phone's choice) with telephone-event, and answers in its ACK.
+    let (_dir, switch, carrier, callee) = carrier_calls_801(
+        "trunk_call_delayed_offer.xml",
+        true,
+        (
+            "the carrier calls 801 without an offer",
+            "801's phone answers",
+        ),
+    )
+    .await;
+    let sip = switch.sip_addr;
+    // The phone got a full offer (the switch's codecs), as for any call.
+    let invite = received_invite(&callee);
+    assert!(
+        invite.text.contains("RTP/AVP 0 8 101"),
+        "the phone is offered PCMU, PCMA and telephone-event:\n{}",
+        invite.text
+    );
+    // The offer in the 200 points at the switch's relay, not at the phone.
+    let offer = received_invite_200_sdp(&carrier);
+    assert!(offer.contains(&format!("c=IN IP4 {}", sip.ip())), "{offer}");
+    assert!(offer.contains("a=sendrecv"), "{offer}");
+
+    let row = only_call_log(&switch).await;
+    assert_trunk_call(&row, CUSTOMER, "801", "INCOMING");
+    switch.stop().await.unwrap();
+}
+
+#[actix_rt::test]
+async fn a_delayed_offer_never_answered_in_the_ack_is_hung_up() {
+    // The ACK carries no answer to the switch's offer: both parties get a BYE.
+    let (_dir, switch, carrier, _) = carrier_calls_801(
+        "trunk_call_delayed_offer_no_answer.xml",
+        false,
+        (
+            "the carrier is hung up by the switch",
+            "801's phone is hung up by the switch",
+        ),
+    )
+    .await;
+    assert_eq!(
+        carrier.received_requests(),
+        vec!["BYE".to_string()],
+        "{}",
+        carrier.report()
+    );
+
+    let row = only_call_log(&switch).await;
+    assert_eq!(row.state, "STATE_RECEIVED", "{row:#?}");
+    assert_eq!(row.hungupside, "system", "{row:#?}");
     switch.stop().await.unwrap();
 }
 

@@ -125,6 +125,12 @@ pub enum LegEventKind {
     ReofferAnswered {
         result: Result<Bytes, u16>,
     },
+    /// The ACK of an INVITE that had no offer brought the answer to the offer our 2xx
+    /// carried (RFC 3261 §13.2.1; `None`: the ACK had no body). For the caller's offer-less
+    /// INVITE and for offer-less re-INVITEs alike.
+    OfferAnswered {
+        sdp: Option<Bytes>,
+    },
     /// A key pressed, sent as SIP INFO (keys in RTP are the media engine's to report).
     Dtmf {
         dtmf: DtmfReceived,
@@ -180,6 +186,9 @@ pub struct Leg {
     our_reinvite: Option<(TransactionKey, u32)>,
     /// Our last SDP, re-sent on an offer-less re-INVITE.
     local_sdp: Option<Bytes>,
+    /// CSeq of an offer-less INVITE (initial or re-INVITE) whose 2xx carries our offer:
+    /// its ACK brings the answer.
+    answer_in_ack: Option<u32>,
 }
 
 impl Leg {
@@ -205,6 +214,11 @@ impl Leg {
             services,
             state: LegState::Proceeding,
             dialog,
+            answer_in_ack: invite
+                .body
+                .is_empty()
+                .then(|| invite.cseq().map(|(seq, _)| seq))
+                .flatten(),
             invite,
             invite_key: key,
             cancel_wanted: false,
@@ -258,6 +272,7 @@ impl Leg {
             pending_reoffer: None,
             our_reinvite: None,
             local_sdp: Some(outgoing.sdp),
+            answer_in_ack: None,
         })
     }
 
@@ -417,6 +432,7 @@ impl Leg {
                     );
                     if let Some(sdp) = &self.local_sdp {
                         resp.set_body(SDP, sdp.clone());
+                        self.answer_in_ack = req.cseq().map(|(seq, _)| seq);
                     }
                     self.services.endpoint.respond(&key, resp);
                     return;
@@ -587,7 +603,15 @@ impl Handler<SipEvent> for Leg {
     fn handle(&mut self, msg: SipEvent, ctx: &mut Self::Context) {
         match msg.0 {
             Inbound::Request { key, request, .. } => self.on_request(ctx, key, request),
-            Inbound::Ack { .. } => {}
+            Inbound::Ack { request, .. } => {
+                // Only the first ACK of that INVITE: later ones are retransmissions.
+                let seq = request.cseq().map(|(seq, _)| seq);
+                if self.answer_in_ack.is_some() && self.answer_in_ack == seq {
+                    self.answer_in_ack = None;
+                    let sdp = (!request.body.is_empty()).then(|| request.body.clone());
+                    self.emit(LegEventKind::OfferAnswered { sdp });
+                }
+            }
             Inbound::Cancel { .. } => {
                 // The layer already answered the CANCEL; end the INVITE with 487.
                 if self.role == Role::Uas && self.step(LegInput::Failed) {

@@ -330,6 +330,8 @@ pub struct CallOpts {
     pub media_stop_after: Option<f64>,
     /// More frequencies for the analysis (music on hold, prompts), e.g. `"523,659,784"`.
     pub listen_freqs: Option<&'static str>,
+    /// A's INVITE carries no SDP (delayed offer: the switch offers in its 200).
+    pub no_sdp_offer: bool,
 }
 
 impl Default for CallOpts {
@@ -356,6 +358,7 @@ impl Default for CallOpts {
             talk_after: 2.0,
             media_stop_after: None,
             listen_freqs: None,
+            no_sdp_offer: false,
         }
     }
 }
@@ -386,6 +389,9 @@ pub async fn call(sip: SocketAddr, o: &CallOpts) -> Value {
     if let Some(codec) = o.codec {
         args.push("--codec".into());
         args.push(codec.into());
+    }
+    if o.no_sdp_offer {
+        args.push("--no-sdp-offer".into());
     }
     if o.answer_code != 200 {
         args.extend(["--answer-code".into(), o.answer_code.to_string()]);

@@ -20,6 +20,8 @@ Scenarios:
             --callee2 USER:PASS: a third phone C (tone --tone-c, --answer-code2,
               --answer-delay2), for calls that fork (groups); A dials --dial.
             --answer-code 180: B rings and never answers; 486 / 603: B refuses.
+            --no-sdp-offer: A's INVITE has no SDP (RFC 3261 delayed offer); `sdp_created` in
+              each call's summary says whether each local SDP answered a remote offer.
             --media-stop-after SECONDS: SECONDS after the answer, the process stops its
               conference-bridge clock (`setNoDev`): neither phone sends RTP any more while
               SIP stays alive; A then waits up to --talk seconds for the switch to hang up.
@@ -434,6 +436,12 @@ class PhoneCall(pj.Call):
         self.requests = []
         self.events = []
         self.open_tsx = {}
+        self.sdp_created = []
+
+    def onCallSdpCreated(self, prm):
+        # Whether each local SDP answered a remote offer: a caller that made a delayed
+        # offer (--no-sdp-offer) creates its first SDP for the offer in the 200.
+        self.sdp_created.append({"answers_an_offer": bool(prm.remSdp.wholeSdp)})
 
     def event(self, name, **fields):
         """A timed event of this call (reported in `events`, with `at` relative to the answer)."""
@@ -686,6 +694,7 @@ class PhoneCall(pj.Call):
             "rtp": self.rtp,
             "record": self.record_path,
             "record_start": self.media_at,
+            "sdp_created": self.sdp_created,
         }
 
 
@@ -962,6 +971,8 @@ def scenario_call(runner, args):
     call = PhoneCall(a)
     a.calls.append(call)
     op = pj.CallOpParam(True)
+    if args.no_sdp_offer:
+        op.opt.flag |= pj.PJSUA_CALL_NO_SDP_OFFER
     call.invite_at = time.time()
     call.makeCall(f"sip:{callee_user}@{args.switch}{runner.uri_params()}", op)
     runner.pump(
@@ -1390,6 +1401,11 @@ def main():
     p.add_argument("--die-after", type=float)
     p.add_argument("--expires", type=int, default=300)
     p.add_argument("--codec", help="PCMU or PCMA: the only codec enabled")
+    p.add_argument(
+        "--no-sdp-offer",
+        action="store_true",
+        help="call: A's INVITE carries no SDP (delayed offer: the offer comes in the 200)",
+    )
     p.add_argument(
         "--dtmf-method",
         default="rfc2833",

@@ -197,8 +197,14 @@ impl Call {
                     // The caller hears music, not the agent's ringback.
                     return;
                 }
+                // A caller that made no offer gets ours in the 2xx only: an SDP in an
+                // unreliable 183 would be an offer it cannot answer (no PRACK here).
                 let early = match sdp {
-                    Some(body) if !self.early_media_sent && self.take_callee_sdp(&body) => {
+                    Some(body)
+                        if !self.early_media_sent
+                            && !self.caller_answer_pending
+                            && self.take_callee_sdp(&body) =>
+                    {
                         self.caller_answer()
                     }
                     _ => None,
@@ -344,6 +350,11 @@ impl Call {
             }
             LegEventKind::Reoffer { sdp } => self.pass_reoffer(id, &sdp),
             LegEventKind::ReofferAnswered { result } => self.pass_reoffer_answer(id, result),
+            LegEventKind::OfferAnswered { sdp } => {
+                if Some(id) == self.answered {
+                    self.on_offer_answered(ctx, id, sdp);
+                }
+            }
             LegEventKind::Canceled => {}
             LegEventKind::Dtmf { dtmf } => {
                 if Some(id) == self.answered {
@@ -378,6 +389,7 @@ impl Call {
             LegEventKind::ReofferAnswered { result } => {
                 self.pass_reoffer_answer(CALLER_LEG, result)
             }
+            LegEventKind::OfferAnswered { sdp } => self.on_offer_answered(ctx, CALLER_LEG, sdp),
             LegEventKind::Dtmf { dtmf } => self.on_dtmf(Side::A, dtmf),
             LegEventKind::Gone if self.phase != CallPhase::Ended => {
                 self.hungup.get_or_insert(EndedBy::Caller);

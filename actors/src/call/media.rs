@@ -168,6 +168,48 @@ impl Call {
         true
     }
 
+    /// The answer to the offer our 2xx carried, from `leg`'s ACK (see
+    /// [`crate::leg::LegEventKind::OfferAnswered`]): where that side receives and its
+    /// telephone-event number. The caller of an offer-less INVITE whose ACK answers with
+    /// nothing usable (no SDP, or not the codec offered: the relay does not transcode)
+    /// cannot have media, and the call is hung up.
+    pub(super) fn on_offer_answered(
+        &mut self,
+        ctx: &mut Context<Self>,
+        leg: LegId,
+        body: Option<Bytes>,
+    ) {
+        let awaited = leg == CALLER_LEG && std::mem::take(&mut self.caller_answer_pending);
+        let codec = self.codec;
+        let negotiated = body
+            .as_deref()
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .and_then(|t| Sdp::parse(t).ok())
+            .and_then(|answer| sdp::read_answer(&answer, &SWITCH_CODECS).ok())
+            .zip(codec)
+            .filter(|(neg, codec)| neg.name.eq_ignore_ascii_case(codec.name));
+        let Some((neg, codec)) = negotiated else {
+            if awaited {
+                tracing::info!(
+                    call_id = %self.id,
+                    "the caller's ACK has no usable answer to the switch's offer: hanging up"
+                );
+                self.end_by_switch(ctx);
+            }
+            return;
+        };
+        if let Some(media) = &self.media {
+            let side = media.side(Side::of_leg(leg));
+            if neg.remote.is_some() {
+                let _ = side.set_remote(neg.remote);
+            }
+            let _ = side.set_codec(MediaCodec {
+                law: law_of(&codec),
+                dtmf_pt: neg.telephone_event_pt,
+            });
+        }
+    }
+
     /// A re-INVITE from one side: our rewrite of its SDP goes to the other side.
     pub(super) fn pass_reoffer(&mut self, from: LegId, body: &Bytes) {
         let other = if from == CALLER_LEG {

@@ -159,6 +159,10 @@ pub struct Call {
     phase: CallPhase,
     caller_leg: Option<Addr<Leg>>,
     caller_sdp: Option<Sdp>,
+    /// The caller's INVITE had no SDP (RFC 3261 §13.2.1): `caller_sdp` is the switch's
+    /// [`sdp::assumed_offer`], our 2xx carries the offer and the caller's ACK the answer,
+    /// which is awaited while this is set.
+    caller_answer_pending: bool,
     caller_session: Option<SdpSession>,
     callee_session: Option<SdpSession>,
     /// The codec the callee chose (the caller is answered with it).
@@ -233,6 +237,7 @@ impl Call {
             phase: CallPhase::Routing,
             caller_leg: None,
             caller_sdp: None,
+            caller_answer_pending: false,
             caller_session: None,
             callee_session: None,
             codec: None,
@@ -357,14 +362,17 @@ impl Call {
                 pickup_ms: None,
             });
         }
-        if body.is_empty() {
-            // Offer-less INVITEs (offer in the 200) are not carried yet.
-            return Err((488, "Not Acceptable Here"));
-        }
-        let offer = std::str::from_utf8(&body)
-            .ok()
-            .and_then(|text| Sdp::parse(text).ok())
-            .ok_or((488, "Not Acceptable Here"))?;
+        // An offer-less INVITE: the callee is offered everything the switch relays, the
+        // caller gets the callee's choice as our offer in the 2xx and answers in its ACK.
+        let delayed_offer = body.is_empty();
+        let offer = if delayed_offer {
+            sdp::assumed_offer(self.services.settings.media_ip)
+        } else {
+            std::str::from_utf8(&body)
+                .ok()
+                .and_then(|text| Sdp::parse(text).ok())
+                .ok_or((488, "Not Acceptable Here"))?
+        };
         let (codecs, _) = sdp::offered_codecs(&offer, &SWITCH_CODECS);
         if codecs.is_empty() {
             return Err((488, "Not Acceptable Here"));
@@ -394,7 +402,13 @@ impl Call {
             .map_err(unavailable)?;
         // Connected from the start: early media (183) flows before the answer.
         let _ = a.connect(&b);
-        let remote = offer.first_audio().and_then(|i| offer.media_addr(i));
+        // A caller that made no offer says where it receives in its ACK (until then the
+        // endpoint latches to where its RTP comes from).
+        let remote = if delayed_offer {
+            None
+        } else {
+            offer.first_audio().and_then(|i| offer.media_addr(i))
+        };
         let _ = a.set_remote(remote);
         let me = ctx.address();
         // Media events are rare (timeout, DTMF, end of a prompt): one message each,
@@ -414,6 +428,7 @@ impl Call {
             music_on_hold: None,
         });
         self.caller_sdp = Some(offer);
+        self.caller_answer_pending = delayed_offer;
         self.publish(CallState::Calling, &self.id, None);
         self.pre_route(ctx);
         let ring_timeout = self.services.settings.ring_timeout;
@@ -430,6 +445,21 @@ impl Call {
             }
         }));
         Ok(())
+    }
+
+    /// The switch ends the call (shutdown, a caller that cannot have media): BYE to the
+    /// parties once answered, a 503 to the caller and CANCELs before.
+    fn end_by_switch(&mut self, ctx: &mut Context<Self>) {
+        self.hungup.get_or_insert(EndedBy::System);
+        self.cancel_forks(None);
+        if self.phase == CallPhase::Talking {
+            if let Some(a) = &self.caller_leg {
+                a.do_send(Hangup);
+            }
+            self.end(ctx);
+        } else {
+            self.refuse(ctx, 503, "Service Unavailable");
+        }
     }
 
     /// Ends the call once: log row, events, phones released, relay stopped.
@@ -651,16 +681,7 @@ pub struct EndCall;
 impl Handler<EndCall> for Call {
     type Result = ();
     fn handle(&mut self, _: EndCall, ctx: &mut Self::Context) {
-        self.hungup.get_or_insert(EndedBy::System);
-        self.cancel_forks(None);
-        if self.phase == CallPhase::Talking {
-            if let Some(a) = &self.caller_leg {
-                a.do_send(Hangup);
-            }
-            self.end(ctx);
-        } else {
-            self.refuse(ctx, 503, "Service Unavailable");
-        }
+        self.end_by_switch(ctx);
     }
 }
 

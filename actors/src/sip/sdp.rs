@@ -845,6 +845,18 @@ impl SdpSession {
     }
 }
 
+/// Port of the [`assumed_offer`]: the discard port, as RFC 3264 §5 uses for placeholders.
+const ASSUMED_OFFER_PORT: u16 = 9;
+
+/// What the switch takes the caller of an offer-less INVITE to accept (RFC 3261 §13.2.1
+/// "delayed offer": the offer goes in our 2xx, the answer comes back in the ACK): every
+/// codec the switch relays and telephone-event, sendrecv. It is addressed to `addr` port 9
+/// and never sent to: the caller's real address is the one its answer gives. (Not
+/// 0.0.0.0, which would read as an RFC 2543 hold and make our offer `recvonly`.)
+pub fn assumed_offer(addr: IpAddr) -> Sdp {
+    SdpSession::new(addr, ASSUMED_OFFER_PORT).offer(&SWITCH_CODECS, Direction::SendRecv)
+}
+
 /// Answers `offer` from a fresh session (see [`SdpSession::answer`]).
 pub fn answer(
     offer: &Sdp,
@@ -1454,5 +1466,20 @@ a=sendrecv\r\n";
         let (codecs, events) = offered_codecs(&offer, &SWITCH_CODECS);
         assert_eq!(codecs, vec![PCMA, PCMU]);
         assert_eq!(events, Some(121));
+    }
+
+    #[test]
+    fn the_assumed_offer_of_an_offerless_caller_is_every_relayed_codec() {
+        let assumed = assumed_offer(LOCAL);
+        let (codecs, events) = offered_codecs(&assumed, &SWITCH_CODECS);
+        assert_eq!(codecs, SWITCH_CODECS.to_vec());
+        assert_eq!(events, Some(TELEPHONE_EVENT_PT));
+        // Our 2xx "answer" to it is a complete offer of the codec the callee chose.
+        let (ours, neg) = answer(&assumed, LOCAL, PORT, &[PCMA]).unwrap();
+        assert_eq!(neg.name, "PCMA");
+        let text = ours.render();
+        assert!(text.contains("m=audio 20000 RTP/AVP 8 101\r\n"), "{text}");
+        assert!(text.contains("c=IN IP4 127.0.0.1\r\n"), "{text}");
+        assert!(text.contains("a=sendrecv\r\n"), "{text}");
     }
 }
