@@ -71,17 +71,18 @@ async fn start(dir: &Path, crm: &str) -> (Switch, u16) {
 }
 
 /// The customer behind the trunk dials the hotline, presses `dtmf` at `at` and hangs up
-/// after `talk` s: the result of the `dial` scenario.
+/// after `talk` s: the result of the `dial` scenario (`extra`: more of its arguments).
 async fn customer_call(
     switch: &Switch,
     carrier_port: u16,
     dtmf: &str,
     at: &str,
     talk: &str,
+    extra: &[&str],
 ) -> serde_json::Value {
     let port = carrier_port.to_string();
     let caller = format!("{CUSTOMER}:x");
-    let args = [
+    let mut args = vec![
         "--caller",
         &caller,
         "--no-register",
@@ -102,6 +103,7 @@ async fn customer_call(
         "--listen-freqs",
         "1000,523,659,784",
     ];
+    args.extend_from_slice(extra);
     let r = pjsua::dial(switch.sip_addr, &args, Duration::from_secs(40)).await;
     pjsua::assert_no_errors(&r);
     r
@@ -113,6 +115,18 @@ async fn customer_call(
 /// ivrpoint "sales", business IVR_TRANSFER, accessnum 1000.
 #[test]
 fn a_customer_presses_1_and_reaches_an_agent_through_the_queue() {
+    presses_1_and_reaches_an_agent(&[]);
+}
+
+/// The same with a delayed offer: the customer's INVITE has no SDP, so the menu's 200
+/// carries the switch's offer and the customer answers in its ACK (its key press then
+/// comes as RFC 4733 events on the payload type of that answer).
+#[test]
+fn a_customer_without_an_sdp_offer_presses_1_and_reaches_an_agent() {
+    presses_1_and_reaches_an_agent(&["--no-sdp-offer"]);
+}
+
+fn presses_1_and_reaches_an_agent(extra: &[&str]) {
     ctiswitch::build_system().block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let (switch, carrier_port) = start(dir.path(), "http://127.0.0.1:9/x").await;
@@ -132,7 +146,14 @@ fn a_customer_presses_1_and_reaches_an_agent_through_the_queue() {
             ],
         )
         .await;
-        let r = customer_call(&switch, carrier_port, "1", "2.0", "9").await;
+        let r = customer_call(&switch, carrier_port, "1", "2.0", "9", extra).await;
+        if !extra.is_empty() {
+            assert_eq!(
+                r["caller"]["sdp_created"][0]["answers_an_offer"], true,
+                "the customer made no offer and answered the switch's: {}",
+                r["caller"]["sdp_created"]
+            );
+        }
         let a = agent.result(Duration::from_secs(30)).await;
         assert_eq!(r["invite_code"], 200, "{r}");
         let heard = &r["audio"]["caller"];
@@ -187,7 +208,7 @@ fn the_http_query_nodes_answer_is_spoken_to_the_caller() {
         )
         .await;
         let (switch, carrier_port) = start(dir.path(), &format!("http://{crm}/cti")).await;
-        let r = customer_call(&switch, carrier_port, "2,123456#", "1.5,4.5", "14").await;
+        let r = customer_call(&switch, carrier_port, "2,123456#", "1.5,4.5", "14", &[]).await;
         let call_id = pjsua::caller_call_id(&r).unwrap_or_default().to_string();
         let request = asked.lock().unwrap().first().cloned().unwrap_or_default();
         let expected = format!(

@@ -22,6 +22,7 @@ Scenarios:
             --answer-code 180: B rings and never answers; 486 / 603: B refuses.
             --no-sdp-offer: A's INVITE has no SDP (RFC 3261 delayed offer); `sdp_created` in
               each call's summary says whether each local SDP answered a remote offer.
+              (`dial` takes it too.)
             --media-stop-after SECONDS: SECONDS after the answer, the process stops its
               conference-bridge clock (`setNoDev`): neither phone sends RTP any more while
               SIP stays alive; A then waits up to --talk seconds for the switch to hang up.
@@ -1173,7 +1174,10 @@ def scenario_dial(runner, args):
     a.calls.append(call)
     call.invite_at = time.time()
     call.event("invite")
-    call.makeCall(f"sip:{args.dial}@{args.switch}{runner.uri_params()}", pj.CallOpParam(True))
+    op = pj.CallOpParam(True)
+    if args.no_sdp_offer:
+        op.opt.flag |= pj.PJSUA_CALL_NO_SDP_OFFER
+    call.makeCall(f"sip:{args.dial}@{args.switch}{runner.uri_params()}", op)
     runner.pump(
         args.setup_timeout,
         lambda: call.confirmed_at is not None or call.disconnected_at is not None,
@@ -1404,7 +1408,7 @@ def main():
     p.add_argument(
         "--no-sdp-offer",
         action="store_true",
-        help="call: A's INVITE carries no SDP (delayed offer: the offer comes in the 200)",
+        help="call, dial: A's INVITE carries no SDP (delayed offer: the offer comes in the 200)",
     )
     p.add_argument(
         "--dtmf-method",
