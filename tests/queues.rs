@@ -45,6 +45,14 @@ max_wait = 20
 /// Access number 1000, the hotline: the queue of group 3003.
 const HOTLINE: &str = "[[access_numbers]]\nnumber = \"1000\"\ntarget = \"group:3003\"\n";
 
+/// A switch in `dir` as [`config`] (longest-idle) with the hotline and the default trunk
+/// `carrier` at a free port, and that port.
+async fn start_with_hotline(dir: &std::path::Path) -> (Switch, u16) {
+    let carrier_port = free_port();
+    let text = config("longest-idle", "") + &carrier_trunk(carrier_port, true) + HOTLINE;
+    (common::start(dir, &text).await, carrier_port)
+}
+
 /// An agent phone that answers up to `calls` calls.
 async fn agent(switch: &Switch, number: &str, scenario: &str, calls: u32) -> SippProcess {
     Sipp::new(scenario)
@@ -78,6 +86,55 @@ async fn customer_call(switch: &Switch, carrier_port: u16) -> SippOutcome {
     .pause_ms(1_000)
     .run()
     .await
+}
+
+/// The m=audio line of `sdp`, trimmed (empty if none).
+fn audio_line(sdp: &str) -> &str {
+    sdp.lines()
+        .map(str::trim_end)
+        .find(|l| l.starts_with("m=audio "))
+        .unwrap_or_default()
+}
+
+/// A delayed offer into the queue: the switch answers the customer itself, so its 200
+/// offers every codec it relays; the customer's ACK picks PCMA, and only then is the agent
+/// called, offered PCMA alone (the relay does not transcode).
+#[actix_rt::test]
+async fn a_customer_without_an_sdp_offer_chooses_the_codec_the_agent_is_offered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (switch, carrier_port) = start_with_hotline(dir.path()).await;
+    let agent = agent(&switch, "802", "uas.xml", 1).await;
+    let customer = Sipp::carrier_call(
+        "trunk_call_delayed_offer.xml",
+        switch.sip_addr,
+        carrier_port,
+        CUSTOMER,
+        "1000",
+    )
+    .pause_ms(2_000)
+    .run()
+    .await;
+    customer.assert_success("the customer's offer-less call is answered by the queue");
+    let agent = agent.wait().await;
+    agent.assert_success("the agent answers");
+
+    let offer = customer.invite_ok_sdp().unwrap_or_default();
+    let m = audio_line(&offer);
+    assert!(
+        m.ends_with(" RTP/AVP 0 8 101"),
+        "the queue offers every codec: {offer}"
+    );
+    let invite = agent.received_invite().map(|m| m.text).unwrap_or_default();
+    let m = audio_line(&invite);
+    assert!(
+        m.ends_with(" RTP/AVP 8 101"),
+        "the agent is offered the customer's choice alone: {invite}"
+    );
+    let rows = call_logs(&switch.db, 1).await;
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!(rows[0].callee, "802", "{:#?}", rows[0]);
+    assert_eq!(rows[0].state, "STATE_RECEIVED", "{:#?}", rows[0]);
+    switch.stop().await.unwrap();
 }
 
 async fn agent_state(switch: &Switch, number: &str) -> AgentSnapshot {
@@ -390,9 +447,7 @@ async fn the_routing_query_chooses_the_extension_and_a_bad_answer_falls_back() {
 #[actix_rt::test]
 async fn a_customer_calling_back_reaches_the_extension_that_called_it() {
     let dir = tempfile::tempdir().unwrap();
-    let carrier_port = free_port();
-    let text = config("longest-idle", "") + &carrier_trunk(carrier_port, true) + HOTLINE;
-    let switch = common::start(dir.path(), &text).await;
+    let (switch, carrier_port) = start_with_hotline(dir.path()).await;
     let (status, _) = callctrl(
         &switch,
         "opt=SET_EXT_DIRECT_CALL_BACK&extnum=801&offon=true",

@@ -137,9 +137,7 @@ fn requests(out: &SippOutcome) -> Vec<String> {
 
 /// The INVITE a UAS (a phone, the carrier) received from the switch.
 fn received_invite(out: &SippOutcome) -> TracedMessage {
-    out.traced()
-        .into_iter()
-        .find(|m| !m.sent && m.method() == Some("INVITE"))
+    out.received_invite()
         .unwrap_or_else(|| panic!("no INVITE received\n{}", out.report()))
 }
 
@@ -491,17 +489,19 @@ async fn outgoing_call_through_the_trunk() {
 }
 
 /// A switch with the default trunk `carrier`, whose carrier places the call of `scenario`
-/// to 801 (talking [`TALK_MS`] when `talk`), which SIPp phone 801 answers (uas.xml). Both
-/// runs must succeed, as `what` says. The directory returned must outlive the switch.
+/// to 801 (talking [`TALK_MS`] when `talk`), which SIPp phone 801 answers (`phone`, a UAS
+/// scenario). Both runs must succeed, as `what` says. The directory returned must outlive
+/// the switch.
 async fn carrier_calls_801(
     scenario: &str,
+    phone: &str,
     talk: bool,
     what: (&str, &str),
 ) -> (tempfile::TempDir, Switch, SippOutcome, SippOutcome) {
     let dir = tempfile::tempdir().unwrap();
     let (switch, carrier_port) = start_with_carrier(dir.path()).await;
     let sip = switch.sip_addr;
-    let phone = Sipp::new("uas.xml").spawn_registered(sip, "801").await;
+    let phone = Sipp::new(phone).spawn_registered(sip, "801").await;
     let mut carrier = Sipp::carrier_call(scenario, sip, carrier_port, CUSTOMER, "801");
     if talk {
         carrier = carrier.pause_ms(TALK_MS);
@@ -515,6 +515,7 @@ async fn incoming_call_from_the_trunk() {
     // The carrier calls from the trunk's host:port, without credentials.
     let (_dir, switch, carrier, callee) = carrier_calls_801(
         "trunk_call.xml",
+        "uas.xml",
         true,
         ("the carrier calls 801", "801's phone answers"),
     )
@@ -556,28 +557,17 @@ async fn trunk_call_to_an_outside_number_is_refused() {
     switch.stop().await.unwrap();
 }
 
-/// The SDP body of the first 200 to an INVITE that `out` received.
-fn received_invite_200_sdp(out: &SippOutcome) -> String {
-    let ok = out
-        .traced()
-        .into_iter()
-        .find(|m| {
-            !m.sent
-                && m.status() == Some(200)
-                && m.header("CSeq").is_some_and(|c| c.ends_with("INVITE"))
-        })
-        .unwrap_or_else(|| panic!("no 200 to the INVITE\n{}", out.report()));
-    assert_eq!(
-        ok.header("Content-Type"),
-        Some("application/sdp"),
-        "{}",
-        ok.text
+/// The SDP of the 200 `carrier` got for its offer-less INVITE, asserted to offer the
+/// phone's choice alone (PCMA and telephone-event: the relay does not transcode).
+fn assert_offers_the_phones_pcma(carrier: &SippOutcome) -> String {
+    let offer = carrier.invite_ok_sdp().unwrap_or_default();
+    assert!(
+        offer
+            .lines()
+            .any(|l| l.trim_end().ends_with(" RTP/AVP 8 101")),
+        "the 200 offers PCMA alone: {offer}"
     );
-    ok.text
-        .split_once("\r\n\r\n")
-        .or_else(|| ok.text.split_once("\n\n"))
-        .map(|(_, body)| body.to_string())
-        .unwrap_or_default()
+    offer
 }
 
 #[actix_rt::test]
@@ -586,6 +576,7 @@ async fn incoming_call_with_a_delayed_offer() {
     // phone's choice) with telephone-event, and answers in its ACK.
     let (_dir, switch, carrier, callee) = carrier_calls_801(
         "trunk_call_delayed_offer.xml",
+        "uas.xml",
         true,
         (
             "the carrier calls 801 without an offer",
@@ -602,10 +593,43 @@ async fn incoming_call_with_a_delayed_offer() {
         invite.text
     );
     // The offer in the 200 points at the switch's relay, not at the phone.
-    let offer = received_invite_200_sdp(&carrier);
+    let offer = assert_offers_the_phones_pcma(&carrier);
     assert!(offer.contains(&format!("c=IN IP4 {}", sip.ip())), "{offer}");
     assert!(offer.contains("a=sendrecv"), "{offer}");
 
+    let row = only_call_log(&switch).await;
+    assert_trunk_call(&row, CUSTOMER, "801", "INCOMING");
+    switch.stop().await.unwrap();
+}
+
+/// A phone that answers in a 183 and sends its 200 without SDP, called by a carrier that
+/// made no offer: the carrier gets a plain 180 (an SDP there would be an offer it cannot
+/// answer without PRACK) and the switch's offer in the 200, built from the 183's answer.
+#[actix_rt::test]
+async fn a_delayed_offer_meets_a_callee_that_answers_in_its_183() {
+    let (_dir, switch, carrier, _) = carrier_calls_801(
+        "trunk_call_delayed_offer.xml",
+        "uas_sdp_in_183.xml",
+        true,
+        (
+            "the carrier calls 801 without an offer",
+            "801 answers in its 183",
+        ),
+    )
+    .await;
+    let provisional: Vec<_> = carrier
+        .traced()
+        .into_iter()
+        .filter(|m| !m.sent && m.status().is_some_and(|s| (180..200).contains(&s)))
+        .collect();
+    assert!(
+        !provisional.is_empty()
+            && provisional
+                .iter()
+                .all(|m| m.header("Content-Type").is_none()),
+        "ringing without SDP: {provisional:#?}"
+    );
+    assert_offers_the_phones_pcma(&carrier);
     let row = only_call_log(&switch).await;
     assert_trunk_call(&row, CUSTOMER, "801", "INCOMING");
     switch.stop().await.unwrap();
@@ -616,6 +640,7 @@ async fn a_delayed_offer_never_answered_in_the_ack_is_hung_up() {
     // The ACK carries no answer to the switch's offer: both parties get a BYE.
     let (_dir, switch, carrier, _) = carrier_calls_801(
         "trunk_call_delayed_offer_no_answer.xml",
+        "uas.xml",
         false,
         (
             "the carrier is hung up by the switch",

@@ -411,8 +411,11 @@ impl Leg {
                 ctx.stop();
             }
             Method::Invite if self.state == LegState::Confirmed => {
-                if self.pending_reoffer.is_some() || self.our_reinvite.is_some() {
-                    // Glare (RFC 3261 §14.2).
+                if self.pending_reoffer.is_some()
+                    || self.our_reinvite.is_some()
+                    || self.answer_in_ack.is_some()
+                {
+                    // Glare (RFC 3261 §14.2), or our offer in a 2xx still unanswered.
                     let mut resp = reply(491, "Request Pending");
                     resp.set_header("Retry-After", "1");
                     self.services.endpoint.respond(&key, resp);
@@ -766,7 +769,12 @@ pub struct Reoffer {
 impl Handler<Reoffer> for Leg {
     type Result = ();
     fn handle(&mut self, msg: Reoffer, ctx: &mut Self::Context) {
-        if self.state != LegState::Confirmed || self.our_reinvite.is_some() {
+        // Our offer in a 2xx whose ACK has not come yet is still open: no new one before
+        // it is answered (RFC 3264 §4).
+        if self.state != LegState::Confirmed
+            || self.our_reinvite.is_some()
+            || self.answer_in_ack.is_some()
+        {
             self.emit(LegEventKind::ReofferAnswered { result: Err(491) });
             return;
         }

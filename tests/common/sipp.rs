@@ -620,6 +620,30 @@ impl SippOutcome {
             .collect()
     }
 
+    /// The SDP body of the first 200 to an INVITE received (`None`: no such 200, or no SDP).
+    pub fn invite_ok_sdp(&self) -> Option<String> {
+        let ok = self.traced().into_iter().find(|m| {
+            !m.sent
+                && m.status() == Some(200)
+                && m.header("CSeq").is_some_and(|c| c.ends_with("INVITE"))
+        })?;
+        if ok.header("Content-Type") != Some("application/sdp") {
+            return None;
+        }
+        let (_, body) = ok
+            .text
+            .split_once("\r\n\r\n")
+            .or_else(|| ok.text.split_once("\n\n"))?;
+        Some(body.to_string())
+    }
+
+    /// The first INVITE received (a phone's, from the switch), whole.
+    pub fn received_invite(&self) -> Option<TracedMessage> {
+        self.traced()
+            .into_iter()
+            .find(|m| !m.sent && m.method() == Some("INVITE"))
+    }
+
     /// The Call-ID of the first message traced (SIPp's call, or the switch's leg for a UAS).
     pub fn call_id(&self) -> Option<String> {
         self.traced()

@@ -22,6 +22,14 @@ pub(super) struct Fork {
     pub(super) call_id: String,
 }
 
+/// A [`Call::fork`] put off until the caller has chosen its codec.
+pub(super) struct DeferredFork {
+    pub(super) uri: SipUri,
+    pub(super) dest: SocketAddr,
+    pub(super) transport: Transport,
+    pub(super) extension: Option<(String, Addr<Extension>)>,
+}
+
 impl Call {
     pub(super) fn ring_extensions(
         &mut self,
@@ -82,10 +90,21 @@ impl Call {
         transport: Transport,
         extension: Option<(String, Addr<Extension>)>,
     ) {
+        if self.answered_locally && self.caller_answer_pending {
+            // The caller was offered every codec and chooses in its ACK (a few ms away):
+            // the callee can only be offered that one, so it is called then.
+            self.deferred_forks.push(DeferredFork {
+                uri,
+                dest,
+                transport,
+                extension,
+            });
+            return;
+        }
         let (Some(offer), Some(session)) = (&self.caller_sdp, self.callee_session.as_mut()) else {
             return;
         };
-        let (mut codecs, events) = sdp::offered_codecs(offer, &SWITCH_CODECS);
+        let (mut codecs, _) = sdp::offered_codecs(offer, &SWITCH_CODECS);
         if self.answered_locally {
             // The caller was answered with one codec; the relay does not transcode.
             if let Some(codec) = self.codec {
@@ -98,7 +117,7 @@ impl Call {
             .unwrap_or(SdpDirection::SendRecv);
         let sdp_offer = session.offer_with_events(
             &codecs,
-            events.unwrap_or(sdp::TELEPHONE_EVENT_PT),
+            self.caller_dtmf_pt.unwrap_or(sdp::TELEPHONE_EVENT_PT),
             direction,
         );
         let host = self.services.endpoint.advertise().to_string();
@@ -198,14 +217,16 @@ impl Call {
                     return;
                 }
                 // A caller that made no offer gets ours in the 2xx only: an SDP in an
-                // unreliable 183 would be an offer it cannot answer (no PRACK here).
+                // unreliable 183 would be an offer it cannot answer (no PRACK here). The
+                // callee's SDP is still taken, for a callee whose 200 then has none.
                 let early = match sdp {
-                    Some(body)
-                        if !self.early_media_sent
-                            && !self.caller_answer_pending
-                            && self.take_callee_sdp(&body) =>
-                    {
-                        self.caller_answer()
+                    Some(body) if !self.early_media_sent && self.take_callee_sdp(&body) => {
+                        self.callee_sdp_taken = true;
+                        if self.caller_answer_pending {
+                            None
+                        } else {
+                            self.caller_answer()
+                        }
                     }
                     _ => None,
                 };
@@ -235,7 +256,7 @@ impl Call {
                 }
                 let usable = match &sdp {
                     Some(body) => self.take_callee_sdp(body),
-                    None => self.early_media_sent,
+                    None => self.callee_sdp_taken,
                 };
                 let answer = if self.answered_locally {
                     usable.then(Bytes::new)

@@ -85,13 +85,22 @@ impl Call {
             self.refuse(ctx, 488, "Not Acceptable Here");
             return None;
         };
-        let (codecs, events) = sdp::offered_codecs(offer, &SWITCH_CODECS);
+        let (codecs, _) = sdp::offered_codecs(offer, &SWITCH_CODECS);
         let Some(codec) = codecs.first().copied() else {
             self.refuse(ctx, 488, "Not Acceptable Here");
             return None;
         };
-        self.codec = Some(codec);
-        let Some(answer) = self.caller_answer() else {
+        // A caller that made no offer is offered every codec (the switch decodes its audio
+        // itself) and chooses in its ACK; until then its audio is taken as the first.
+        let answer = if self.caller_answer_pending {
+            self.caller_session
+                .as_mut()
+                .map(|s| Bytes::from(s.offer(&SWITCH_CODECS, SdpDirection::SendRecv).render()))
+        } else {
+            self.codec = Some(codec);
+            self.caller_answer()
+        };
+        let Some(answer) = answer else {
             self.refuse(ctx, 488, "Not Acceptable Here");
             return None;
         };
@@ -101,7 +110,7 @@ impl Call {
         };
         let _ = media.a.set_codec(MediaCodec {
             law: law_of(&codec),
-            dtmf_pt: events,
+            dtmf_pt: self.caller_dtmf_pt,
         });
         // The switch decodes this caller's audio (room mix, IVR): listening for keys
         // sent as tones costs little and serves gateways without RFC 4733.
@@ -156,23 +165,19 @@ impl Call {
                 law,
                 dtmf_pt: neg.telephone_event_pt,
             });
-            let caller_events = self
-                .caller_sdp
-                .as_ref()
-                .and_then(|o| sdp::offered_codecs(o, &SWITCH_CODECS).1);
             let _ = media.a.set_codec(MediaCodec {
                 law,
-                dtmf_pt: caller_events,
+                dtmf_pt: self.caller_dtmf_pt,
             });
         }
         true
     }
 
     /// The answer to the offer our 2xx carried, from `leg`'s ACK (see
-    /// [`crate::leg::LegEventKind::OfferAnswered`]): where that side receives and its
-    /// telephone-event number. The caller of an offer-less INVITE whose ACK answers with
-    /// nothing usable (no SDP, or not the codec offered: the relay does not transcode)
-    /// cannot have media, and the call is hung up.
+    /// [`crate::leg::LegEventKind::OfferAnswered`]): where that side receives, its codec
+    /// and its telephone-event number. The caller of an offer-less INVITE whose ACK
+    /// answers with nothing usable (no SDP, or none of the codecs offered: the relay does
+    /// not transcode) cannot have media, and the call is hung up.
     pub(super) fn on_offer_answered(
         &mut self,
         ctx: &mut Context<Self>,
@@ -180,14 +185,24 @@ impl Call {
         body: Option<Bytes>,
     ) {
         let awaited = leg == CALLER_LEG && std::mem::take(&mut self.caller_answer_pending);
-        let codec = self.codec;
+        // What was offered: the codec in use, or every codec (a caller the switch answered
+        // itself before anyone chose one).
+        let offered: Vec<Codec> = match self.codec {
+            Some(codec) => vec![codec],
+            None => SWITCH_CODECS.to_vec(),
+        };
         let negotiated = body
             .as_deref()
             .and_then(|b| std::str::from_utf8(b).ok())
             .and_then(|t| Sdp::parse(t).ok())
-            .and_then(|answer| sdp::read_answer(&answer, &SWITCH_CODECS).ok())
-            .zip(codec)
-            .filter(|(neg, codec)| neg.name.eq_ignore_ascii_case(codec.name));
+            .and_then(|answer| sdp::read_answer(&answer, &offered).ok())
+            .and_then(|neg| {
+                let codec = offered
+                    .iter()
+                    .find(|c| c.name.eq_ignore_ascii_case(&neg.name))
+                    .copied()?;
+                Some((neg, codec))
+            });
         let Some((neg, codec)) = negotiated else {
             if awaited {
                 tracing::info!(
@@ -207,6 +222,19 @@ impl Call {
                 law: law_of(&codec),
                 dtmf_pt: neg.telephone_event_pt,
             });
+        }
+        if leg == CALLER_LEG {
+            self.codec.get_or_insert(codec);
+            self.caller_dtmf_pt = neg.telephone_event_pt;
+        }
+        for deferred in std::mem::take(&mut self.deferred_forks) {
+            self.fork(
+                ctx,
+                deferred.uri,
+                deferred.dest,
+                deferred.transport,
+                deferred.extension,
+            );
         }
     }
 

@@ -45,7 +45,7 @@ use crate::sip::message::{Request, Transport};
 use crate::sip::sdp::{self, Codec, Sdp, SdpSession, SWITCH_CODECS};
 use crate::sip::transaction::TransactionKey;
 
-use legs::Fork;
+use legs::{DeferredFork, Fork};
 use media::{CallMedia, Side};
 use queue::QueueCall;
 
@@ -163,11 +163,18 @@ pub struct Call {
     /// [`sdp::assumed_offer`], our 2xx carries the offer and the caller's ACK the answer,
     /// which is awaited while this is set.
     caller_answer_pending: bool,
+    /// The caller's telephone-event payload type: from its offer, or from its ACK's answer.
+    caller_dtmf_pt: Option<u8>,
+    /// Legs to start once the caller (answered by the switch before it chose its codec)
+    /// has answered in its ACK: the callee is offered the codec the caller chose.
+    deferred_forks: Vec<DeferredFork>,
     caller_session: Option<SdpSession>,
     callee_session: Option<SdpSession>,
     /// The codec the callee chose (the caller is answered with it).
     codec: Option<Codec>,
     early_media_sent: bool,
+    /// A callee's SDP came in an 18x (its 200 may then carry none).
+    callee_sdp_taken: bool,
     forks: HashMap<LegId, Fork>,
     next_leg: LegId,
     answered: Option<LegId>,
@@ -238,10 +245,13 @@ impl Call {
             caller_leg: None,
             caller_sdp: None,
             caller_answer_pending: false,
+            caller_dtmf_pt: None,
+            deferred_forks: Vec::new(),
             caller_session: None,
             callee_session: None,
             codec: None,
             early_media_sent: false,
+            callee_sdp_taken: false,
             forks: HashMap::new(),
             next_leg: CALLER_LEG + 1,
             answered: None,
@@ -373,10 +383,11 @@ impl Call {
                 .and_then(|text| Sdp::parse(text).ok())
                 .ok_or((488, "Not Acceptable Here"))?
         };
-        let (codecs, _) = sdp::offered_codecs(&offer, &SWITCH_CODECS);
+        let (codecs, events) = sdp::offered_codecs(&offer, &SWITCH_CODECS);
         if codecs.is_empty() {
             return Err((488, "Not Acceptable Here"));
         }
+        self.caller_dtmf_pt = events;
         let a_ports = self.services.ports.allocate().map_err(|e| {
             tracing::warn!("no RTP ports: {e}");
             (503, "Service Unavailable")

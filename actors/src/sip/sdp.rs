@@ -845,7 +845,7 @@ impl SdpSession {
     }
 }
 
-/// Port of the [`assumed_offer`]: the discard port, as RFC 3264 §5 uses for placeholders.
+/// Port of the [`assumed_offer`]: the discard port, a placeholder nobody is sent to.
 const ASSUMED_OFFER_PORT: u16 = 9;
 
 /// What the switch takes the caller of an offer-less INVITE to accept (RFC 3261 §13.2.1
