@@ -635,6 +635,31 @@ async fn a_delayed_offer_meets_a_callee_that_answers_in_its_183() {
     switch.stop().await.unwrap();
 }
 
+/// While the caller's ACK (with its answer to the switch's offer) is still due, the phone
+/// re-INVITEs (hold): the switch cannot offer the caller anything new yet and answers the
+/// phone 491 Request Pending; the call goes on once the ACK comes.
+#[actix_rt::test]
+async fn a_re_invite_before_the_delayed_answer_gets_491() {
+    let (_dir, switch, _, phone) = carrier_calls_801(
+        "trunk_call_delayed_offer_slow_ack.xml",
+        "uas_reinvite_at_once.xml",
+        true,
+        (
+            "the carrier calls without an offer and ACKs late, with no re-INVITE meanwhile",
+            "801 re-INVITEs at once and gets 491",
+        ),
+    )
+    .await;
+    assert!(
+        phone.received_statuses().contains(&491),
+        "{}",
+        phone.report()
+    );
+    let row = only_call_log(&switch).await;
+    assert_trunk_call(&row, CUSTOMER, "801", "INCOMING");
+    switch.stop().await.unwrap();
+}
+
 #[actix_rt::test]
 async fn a_delayed_offer_never_answered_in_the_ack_is_hung_up() {
     // The ACK carries no answer to the switch's offer: both parties get a BYE.
