@@ -635,6 +635,26 @@ async fn a_delayed_offer_meets_a_callee_that_answers_in_its_183() {
     switch.stop().await.unwrap();
 }
 
+/// A phone that refreshes the session with a re-INVITE without SDP is offered the codec the
+/// call uses (PCMA, its own choice) alone, not every codec of the first offer: it could
+/// otherwise switch to one the caller does not talk. Its answer comes in the ACK.
+#[actix_rt::test]
+async fn an_offerless_re_invite_is_offered_the_codec_in_use() {
+    let (_dir, switch, _, _) = carrier_calls_801(
+        "trunk_call.xml",
+        "uas_reinvite_without_sdp.xml",
+        true,
+        (
+            "the carrier calls 801",
+            "801 re-INVITEs without SDP and is offered PCMA alone",
+        ),
+    )
+    .await;
+    let row = only_call_log(&switch).await;
+    assert_trunk_call(&row, CUSTOMER, "801", "INCOMING");
+    switch.stop().await.unwrap();
+}
+
 /// While the caller's ACK (with its answer to the switch's offer) is still due, the phone
 /// re-INVITEs (hold): the switch cannot offer the caller anything new yet and answers the
 /// phone 491 Request Pending; the call goes on once the ACK comes.

@@ -759,6 +759,20 @@ impl Handler<Hangup> for Leg {
     }
 }
 
+/// Command: the SDP to offer when the peer re-INVITEs without one. Set once the call has
+/// settled on a codec: re-offering every codec of the first offer would let the peer pick
+/// one the other side does not talk (the relay does not transcode).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetLocalSdp(pub Bytes);
+
+impl Handler<SetLocalSdp> for Leg {
+    type Result = ();
+    fn handle(&mut self, msg: SetLocalSdp, _: &mut Self::Context) {
+        self.local_sdp = Some(msg.0);
+    }
+}
+
 /// Command: send a re-INVITE with this offer (pass-through of the other side's re-INVITE).
 #[derive(Message)]
 #[rtype(result = "()")]

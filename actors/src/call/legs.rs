@@ -287,6 +287,9 @@ impl Call {
                 } else if let Some(a) = &self.caller_leg {
                     a.do_send(Answer { sdp: answer });
                 }
+                if let Some(f) = self.forks.get(&id) {
+                    self.settle_local_sdp(Side::B, &f.leg.clone());
+                }
                 if let Some(media) = &self.media {
                     let timeout = Some(self.services.settings.rtp_timeout);
                     let _ = media.a.arm_timeout(timeout);

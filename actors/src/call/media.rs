@@ -9,7 +9,7 @@ use crate::conference::MemberDtmf;
 use crate::event_hub::{now_ms, HubEvent, LegDtmf, Party, Publish};
 use crate::ivr::IvrEvent;
 use crate::ivr_actor::IvrInput;
-use crate::leg::{Answer, AnswerReoffer, LegId, Reoffer};
+use crate::leg::{Answer, AnswerReoffer, Leg, LegId, Reoffer, SetLocalSdp};
 use crate::media::dtmf::{DtmfReceived, DtmfSource};
 use crate::media::engine::EndpointId;
 use crate::media::engine::{Codec as MediaCodec, Endpoint, MediaEvent, Recording};
@@ -173,6 +173,28 @@ impl Call {
         true
     }
 
+    /// Tells `leg` (on `side`) what to offer if its peer re-INVITEs without SDP: the codec
+    /// the call settled on, alone (see [`crate::leg::SetLocalSdp`]).
+    pub(super) fn settle_local_sdp(&mut self, side: Side, leg: &Addr<Leg>) {
+        let Some(codec) = self.codec else {
+            return;
+        };
+        let direction = self
+            .caller_sdp
+            .as_ref()
+            .and_then(|o| o.first_audio().map(|i| o.media_direction(i)))
+            .unwrap_or(SdpDirection::SendRecv);
+        let events = self.caller_dtmf_pt.unwrap_or(sdp::TELEPHONE_EVENT_PT);
+        let session = match side {
+            Side::A => self.caller_session.as_mut(),
+            Side::B => self.callee_session.as_mut(),
+        };
+        if let Some(session) = session {
+            let offer = session.offer_with_events(&[codec], events, direction);
+            leg.do_send(SetLocalSdp(Bytes::from(offer.render())));
+        }
+    }
+
     /// The answer to the offer our 2xx carried, from `leg`'s ACK (see
     /// [`crate::leg::LegEventKind::OfferAnswered`]): where that side receives, its codec
     /// and its telephone-event number. The caller of an offer-less INVITE whose ACK
@@ -224,8 +246,14 @@ impl Call {
             });
         }
         if leg == CALLER_LEG {
-            self.codec.get_or_insert(codec);
             self.caller_dtmf_pt = neg.telephone_event_pt;
+            if self.codec.is_none() {
+                // The caller chose among every codec (the switch answered it itself).
+                self.codec = Some(codec);
+                if let Some(a) = self.caller_leg.clone() {
+                    self.settle_local_sdp(Side::A, &a);
+                }
+            }
         }
         for deferred in std::mem::take(&mut self.deferred_forks) {
             self.fork(
