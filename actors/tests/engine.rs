@@ -390,6 +390,41 @@ fn a_recording_has_the_left_party_left_and_the_right_party_right() {
 }
 
 #[test]
+fn telephone_events_reach_each_side_under_its_own_payload_type() {
+    let rig = Rig::new();
+    let mut a = Phone::new(440.0);
+    let b = Phone::new(0.0);
+    let (ea, _ra) = rig.endpoint(&a);
+    let (eb, _rb) = rig.endpoint(&b);
+    // B negotiated telephone-event as 96; A sends them as 101.
+    eb.set_codec(Codec {
+        law: Law::Ulaw,
+        dtmf_pt: Some(96),
+    })
+    .unwrap();
+    ea.connect(&eb).unwrap();
+    let to = ea.local_addr();
+    a.send_audio(to);
+    a.send_event(to, 5, false, 160, true);
+    a.send_event(to, 5, true, 320, false);
+    a.send_audio(to);
+    let mut types = Vec::new();
+    let mut buf = [0u8; 2048];
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while types.len() < 4 && Instant::now() < deadline {
+        match b.socket.recv_from(&mut buf) {
+            Ok((n, _)) => types.push(parse_rtp(&buf[..n]).unwrap().header.payload_type),
+            Err(_) => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+    assert_eq!(
+        types,
+        vec![0, 96, 96, 0],
+        "audio untouched, events renumbered"
+    );
+}
+
+#[test]
 fn rfc4733_and_inband_presses_are_each_reported_once() {
     let rig = Rig::new();
     let mut a = Phone::new(0.0);

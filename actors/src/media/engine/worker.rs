@@ -813,7 +813,8 @@ impl Worker {
         ep.last_rx = now;
         let packet = &self.buf[..len];
         let pt = packet[1] & 0x7f;
-        if ep.codec.dtmf_pt == Some(pt) {
+        let is_event = ep.codec.dtmf_pt == Some(pt);
+        if is_event {
             ep.rfc4733_seen = true;
             if let Ok(parsed) = parse_rtp(packet) {
                 let _ = ep.rfc4733.on_packet(&parsed.header, parsed.payload, now);
@@ -843,6 +844,11 @@ impl Worker {
             return;
         };
         let packet = &mut self.buf[..len];
+        // Each side gets telephone-events under the number it negotiated: the two may
+        // differ (a caller that made no offer answers the switch's in its ACK).
+        if let Some(peer_pt) = peer.codec.dtmf_pt.filter(|&p| is_event && p != pt) {
+            packet[1] = (packet[1] & 0x80) | (peer_pt & 0x7f);
+        }
         let Ok(len) = peer.sender.forward(packet, now) else {
             counters.bad.fetch_add(1, Ordering::Relaxed);
             return;
