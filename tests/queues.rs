@@ -137,6 +137,34 @@ async fn a_customer_without_an_sdp_offer_chooses_the_codec_the_agent_is_offered(
     switch.stop().await.unwrap();
 }
 
+/// The queue answers an offer-less customer itself; its ACK then brings no answer to the
+/// switch's offer: no media can flow, so the switch hangs up (BYE).
+#[actix_rt::test]
+async fn a_queued_customer_whose_ack_has_no_answer_is_hung_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (switch, carrier_port) = start_with_hotline(dir.path()).await;
+    let customer = Sipp::carrier_call(
+        "trunk_call_delayed_offer_no_answer.xml",
+        switch.sip_addr,
+        carrier_port,
+        CUSTOMER,
+        "1000",
+    )
+    .run()
+    .await;
+    customer.assert_success("the queue answers, then hangs up the customer");
+    assert_eq!(
+        customer.received_requests(),
+        vec!["BYE".to_string()],
+        "{}",
+        customer.report()
+    );
+    let rows = call_logs(&switch.db, 1).await;
+    assert_eq!(rows[0].hungupside, "system", "{:#?}", rows[0]);
+    assert_eq!(rows[0].callee, "1000", "{:#?}", rows[0]);
+    switch.stop().await.unwrap();
+}
+
 async fn agent_state(switch: &Switch, number: &str) -> AgentSnapshot {
     common::extension_actor(switch, number)
         .await
