@@ -119,8 +119,8 @@ fn a_customer_presses_1_and_reaches_an_agent_through_the_queue() {
 }
 
 /// The same with a delayed offer: the customer's INVITE has no SDP, so the menu's 200
-/// carries the switch's offer and the customer answers in its ACK (its key press then
-/// comes as RFC 4733 events on the payload type of that answer).
+/// carries the switch's offer (both codecs: the switch decodes the caller itself) and the
+/// customer answers in its ACK; the key press, the queue and the agent follow as above.
 #[test]
 fn a_customer_without_an_sdp_offer_presses_1_and_reaches_an_agent() {
     presses_1_and_reaches_an_agent(&["--no-sdp-offer"]);
