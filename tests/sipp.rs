@@ -640,7 +640,7 @@ async fn a_delayed_offer_meets_a_callee_that_answers_in_its_183() {
 /// otherwise switch to one the caller does not talk. Its answer comes in the ACK.
 #[actix_rt::test]
 async fn an_offerless_re_invite_is_offered_the_codec_in_use() {
-    let (_dir, switch, _, _) = carrier_calls_801(
+    let (_dir, switch, _, phone) = carrier_calls_801(
         "trunk_call.xml",
         "uas_reinvite_without_sdp.xml",
         true,
@@ -650,6 +650,23 @@ async fn an_offerless_re_invite_is_offered_the_codec_in_use() {
         ),
     )
     .await;
+    // The o= version of our SDP to the phone goes up by exactly one (RFC 3264 §8).
+    let versions: Vec<u64> = phone
+        .traced()
+        .into_iter()
+        .filter(|m| !m.sent)
+        .filter_map(|m| {
+            let o = m.text.lines().find(|l| l.starts_with("o=ctiswitch "))?;
+            o.split_whitespace().nth(2)?.parse().ok()
+        })
+        .collect();
+    assert_eq!(
+        versions.len(),
+        2,
+        "our INVITE's SDP and our 200's: {}",
+        phone.report()
+    );
+    assert_eq!(versions[1], versions[0] + 1, "{versions:?}");
     let row = only_call_log(&switch).await;
     assert_trunk_call(&row, CUSTOMER, "801", "INCOMING");
     switch.stop().await.unwrap();

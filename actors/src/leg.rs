@@ -125,6 +125,11 @@ pub enum LegEventKind {
     ReofferAnswered {
         result: Result<Bytes, u16>,
     },
+    /// The peer sent a re-INVITE without SDP: make it an offer (`last`: our last SDP to
+    /// it) and answer with `AnswerReoffer`.
+    OfferWanted {
+        last: Option<Bytes>,
+    },
     /// The ACK of an INVITE that had no offer brought the answer to the offer our 2xx
     /// carried (RFC 3261 §13.2.1; `None`: the ACK had no body). For the caller's offer-less
     /// INVITE and for offer-less re-INVITEs alike.
@@ -422,22 +427,11 @@ impl Leg {
                     return;
                 }
                 if req.body.is_empty() {
-                    // No offer: a refresh. Offer our last SDP again.
-                    let mut resp = reply(200, "OK");
-                    resp.add_header(
-                        "Contact",
-                        format!(
-                            "<{}>",
-                            self.services
-                                .endpoint
-                                .contact_uri("", &self.dialog.transport)
-                        ),
-                    );
-                    if let Some(sdp) = &self.local_sdp {
-                        resp.set_body(SDP, sdp.clone());
-                        self.answer_in_ack = req.cseq().map(|(seq, _)| seq);
-                    }
-                    self.services.endpoint.respond(&key, resp);
+                    // No offer (a session refresh): the call makes one, answered with
+                    // `AnswerReoffer`; the ACK brings the peer's answer.
+                    let last = self.local_sdp.clone();
+                    self.pending_reoffer = Some((key, req));
+                    self.emit(LegEventKind::OfferWanted { last });
                     return;
                 }
                 let sdp = req.body.clone();
@@ -759,20 +753,6 @@ impl Handler<Hangup> for Leg {
     }
 }
 
-/// Command: the SDP to offer when the peer re-INVITEs without one. Set once the call has
-/// settled on a codec: re-offering every codec of the first offer would let the peer pick
-/// one the other side does not talk (the relay does not transcode).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct SetLocalSdp(pub Bytes);
-
-impl Handler<SetLocalSdp> for Leg {
-    type Result = ();
-    fn handle(&mut self, msg: SetLocalSdp, _: &mut Self::Context) {
-        self.local_sdp = Some(msg.0);
-    }
-}
-
 /// Command: send a re-INVITE with this offer (pass-through of the other side's re-INVITE).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -814,6 +794,10 @@ impl Handler<AnswerReoffer> for Leg {
         let mut resp = match msg.result {
             Ok(sdp) => {
                 self.local_sdp = Some(sdp.clone());
+                if req.body.is_empty() {
+                    // Our 200 carries the offer: the answer comes in the ACK.
+                    self.answer_in_ack = req.cseq().map(|(seq, _)| seq);
+                }
                 let mut resp = Response::for_request(&req, 200, "OK");
                 resp.add_header(
                     "Contact",

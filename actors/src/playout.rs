@@ -15,7 +15,7 @@ use entities::calllog;
 use crate::call_log_writer::WriteCallLog;
 use crate::event_hub::now_ms;
 use crate::extension::{Extension, GetBindings, PhoneEngaged, PhoneReleased};
-use crate::leg::{Hangup, Leg, LegEvent, LegEventKind, LegId, Outgoing};
+use crate::leg::{AnswerReoffer, Hangup, Leg, LegEvent, LegEventKind, LegId, Outgoing};
 use crate::media::engine::Latching;
 use crate::media::engine::{Codec as MediaCodec, Endpoint, MediaEvent};
 use crate::media::g711::Law;
@@ -304,6 +304,20 @@ impl Handler<LegEvent> for Playout {
             LegEventKind::HungUp { .. } if Some(msg.leg) == self.answered => {
                 self.hungup_by_phone = true;
                 self.end(ctx);
+            }
+            // A re-INVITE from the phone: a refresh gets our SDP again; a new offer is
+            // refused (488: the session goes on unchanged), as one prompt needs no other.
+            LegEventKind::OfferWanted { last } => {
+                if let Some(f) = self.forks.get(&msg.leg) {
+                    f.leg.do_send(AnswerReoffer {
+                        result: last.ok_or(500),
+                    });
+                }
+            }
+            LegEventKind::Reoffer { .. } => {
+                if let Some(f) = self.forks.get(&msg.leg) {
+                    f.leg.do_send(AnswerReoffer { result: Err(488) });
+                }
             }
             LegEventKind::Failed { .. } | LegEventKind::Gone if self.answered.is_none() => {
                 self.forks.remove(&msg.leg);

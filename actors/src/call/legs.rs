@@ -287,9 +287,6 @@ impl Call {
                 } else if let Some(a) = &self.caller_leg {
                     a.do_send(Answer { sdp: answer });
                 }
-                if let Some(f) = self.forks.get(&id) {
-                    self.settle_local_sdp(Side::B, &f.leg.clone());
-                }
                 if let Some(media) = &self.media {
                     let timeout = Some(self.services.settings.rtp_timeout);
                     let _ = media.a.arm_timeout(timeout);
@@ -379,6 +376,7 @@ impl Call {
                     self.on_offer_answered(ctx, id, sdp);
                 }
             }
+            LegEventKind::OfferWanted { last } => self.offer_for_refresh(id, last),
             LegEventKind::Canceled => {}
             LegEventKind::Dtmf { dtmf } => {
                 if Some(id) == self.answered {
@@ -414,6 +412,7 @@ impl Call {
                 self.pass_reoffer_answer(CALLER_LEG, result)
             }
             LegEventKind::OfferAnswered { sdp } => self.on_offer_answered(ctx, CALLER_LEG, sdp),
+            LegEventKind::OfferWanted { last } => self.offer_for_refresh(CALLER_LEG, last),
             LegEventKind::Dtmf { dtmf } => self.on_dtmf(Side::A, dtmf),
             LegEventKind::Gone if self.phase != CallPhase::Ended => {
                 self.hungup.get_or_insert(EndedBy::Caller);

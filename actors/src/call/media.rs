@@ -9,7 +9,7 @@ use crate::conference::MemberDtmf;
 use crate::event_hub::{now_ms, HubEvent, LegDtmf, Party, Publish};
 use crate::ivr::IvrEvent;
 use crate::ivr_actor::IvrInput;
-use crate::leg::{Answer, AnswerReoffer, Leg, LegId, Reoffer, SetLocalSdp};
+use crate::leg::{Answer, AnswerReoffer, LegId, Reoffer};
 use crate::media::dtmf::{DtmfReceived, DtmfSource};
 use crate::media::engine::EndpointId;
 use crate::media::engine::{Codec as MediaCodec, Endpoint, MediaEvent, Recording};
@@ -158,6 +158,7 @@ impl Call {
             return false;
         };
         self.codec = Some(codec);
+        self.callee_dtmf_pt = neg.telephone_event_pt;
         if let Some(media) = &self.media {
             let law = law_of(&codec);
             let _ = media.b.set_remote(neg.remote);
@@ -173,26 +174,40 @@ impl Call {
         true
     }
 
-    /// Tells `leg` (on `side`) what to offer if its peer re-INVITEs without SDP: the codec
-    /// the call settled on, alone (see [`crate::leg::SetLocalSdp`]).
-    pub(super) fn settle_local_sdp(&mut self, side: Side, leg: &Addr<Leg>) {
-        let Some(codec) = self.codec else {
-            return;
+    /// An offer for `leg`'s re-INVITE without SDP (a session refresh): the codec the call
+    /// uses, alone (the relay does not transcode, so the peer must not switch to another),
+    /// from that side's session (its next version). `last` (our last SDP to it) keeps a
+    /// hold the other side put on it; otherwise the offer is sendrecv and the peer answers
+    /// as it likes (still holding, or resuming).
+    pub(super) fn offer_for_refresh(&mut self, leg: LegId, last: Option<Bytes>) {
+        let last_direction = last
+            .as_deref()
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .and_then(|t| Sdp::parse(t).ok())
+            .and_then(|s| s.first_audio().map(|i| s.media_direction(i)));
+        let direction = match last_direction {
+            Some(d @ (SdpDirection::SendOnly | SdpDirection::Inactive)) => d,
+            _ => SdpDirection::SendRecv,
         };
-        let direction = self
-            .caller_sdp
-            .as_ref()
-            .and_then(|o| o.first_audio().map(|i| o.media_direction(i)))
-            .unwrap_or(SdpDirection::SendRecv);
-        let events = self.caller_dtmf_pt.unwrap_or(sdp::TELEPHONE_EVENT_PT);
-        let session = match side {
+        let events = match Side::of_leg(leg) {
+            Side::A => self.caller_dtmf_pt,
+            Side::B => self.callee_dtmf_pt,
+        }
+        .unwrap_or(sdp::TELEPHONE_EVENT_PT);
+        let session = match Side::of_leg(leg) {
             Side::A => self.caller_session.as_mut(),
             Side::B => self.callee_session.as_mut(),
         };
-        if let Some(session) = session {
-            let offer = session.offer_with_events(&[codec], events, direction);
-            leg.do_send(SetLocalSdp(Bytes::from(offer.render())));
-        }
+        let result = match (self.codec, session) {
+            (Some(codec), Some(session)) => Ok(Bytes::from(
+                session
+                    .offer_with_events(&[codec], events, direction)
+                    .render(),
+            )),
+            // No codec chosen yet (cannot happen once answered): nothing to offer.
+            _ => Err(500),
+        };
+        self.answer_reoffer(leg, result);
     }
 
     /// The answer to the offer our 2xx carried, from `leg`'s ACK (see
@@ -247,13 +262,8 @@ impl Call {
         }
         if leg == CALLER_LEG {
             self.caller_dtmf_pt = neg.telephone_event_pt;
-            if self.codec.is_none() {
-                // The caller chose among every codec (the switch answered it itself).
-                self.codec = Some(codec);
-                if let Some(a) = self.caller_leg.clone() {
-                    self.settle_local_sdp(Side::A, &a);
-                }
-            }
+            // The caller chose among every codec (the switch answered it itself).
+            self.codec.get_or_insert(codec);
         }
         for deferred in std::mem::take(&mut self.deferred_forks) {
             self.fork(

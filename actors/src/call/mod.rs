@@ -165,6 +165,8 @@ pub struct Call {
     caller_answer_pending: bool,
     /// The caller's telephone-event payload type: from its offer, or from its ACK's answer.
     caller_dtmf_pt: Option<u8>,
+    /// The answering callee's telephone-event payload type, from its answer.
+    callee_dtmf_pt: Option<u8>,
     /// Legs to start once the caller (answered by the switch before it chose its codec)
     /// has answered in its ACK: the callee is offered the codec the caller chose.
     deferred_forks: Vec<DeferredFork>,
@@ -246,6 +248,7 @@ impl Call {
             caller_sdp: None,
             caller_answer_pending: false,
             caller_dtmf_pt: None,
+            callee_dtmf_pt: None,
             deferred_forks: Vec::new(),
             caller_session: None,
             callee_session: None,
