@@ -314,6 +314,7 @@ impl Call {
         };
         let rewritten = session.rewrite(&offer);
         self.reoffer_from = Some(from);
+        self.reoffer_events = sdp::offered_codecs(&offer, &SWITCH_CODECS).1;
         other.do_send(Reoffer {
             sdp: Bytes::from(rewritten.render()),
         });
@@ -348,6 +349,7 @@ impl Call {
                 let _ = media.side(other).set_receiving(dir.receives());
             }
             self.update_music_on_hold(side, dir);
+            self.take_renegotiated(&answer, side);
             let session = if from == CALLER_LEG {
                 self.caller_session.as_mut()
             } else {
@@ -357,6 +359,50 @@ impl Call {
             Ok(Bytes::from(session.rewrite(&answer).render()))
         });
         self.answer_reoffer(from, result);
+    }
+
+    /// A re-INVITE passed through was answered by `answerer` with `answer`: both sides now
+    /// talk the codec it chose (each saw the other's SDP), and each numbers telephone-events
+    /// as its own SDP said (the offerer as in its offer). The engine follows, so that the
+    /// relay's event renumbering and the decoding (recording, IVR) stay right.
+    fn take_renegotiated(&mut self, answer: &Sdp, answerer: Side) {
+        let Ok(neg) = sdp::read_answer(answer, &SWITCH_CODECS) else {
+            return;
+        };
+        let Some(codec) = SWITCH_CODECS
+            .iter()
+            .find(|c| c.name.eq_ignore_ascii_case(&neg.name))
+            .copied()
+        else {
+            return;
+        };
+        let offerer_events = self.reoffer_events.take();
+        let (a_events, b_events) = match answerer {
+            Side::A => (neg.telephone_event_pt, offerer_events),
+            Side::B => (offerer_events, neg.telephone_event_pt),
+        };
+        let unchanged = self.codec == Some(codec)
+            && self.caller_dtmf_pt == a_events
+            && self.callee_dtmf_pt == b_events;
+        if unchanged {
+            // The usual hold and unhold: nothing for the engine (a new codec setting
+            // would restart the sides' outgoing streams).
+            return;
+        }
+        self.codec = Some(codec);
+        self.caller_dtmf_pt = a_events;
+        self.callee_dtmf_pt = b_events;
+        if let Some(media) = &self.media {
+            let law = law_of(&codec);
+            let _ = media.a.set_codec(MediaCodec {
+                law,
+                dtmf_pt: a_events,
+            });
+            let _ = media.b.set_codec(MediaCodec {
+                law,
+                dtmf_pt: b_events,
+            });
+        }
     }
 
     fn answer_reoffer(&self, leg: LegId, result: Result<Bytes, u16>) {

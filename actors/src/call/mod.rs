@@ -182,8 +182,9 @@ pub struct Call {
     answered: Option<LegId>,
     /// The best failure heard from the forks so far (RFC 3261 §16.7 style).
     best_failure: Option<(u16, String)>,
-    /// A re-INVITE in progress: which leg offered.
+    /// A re-INVITE in progress: which leg offered, and its telephone-event number.
     reoffer_from: Option<LegId>,
+    reoffer_events: Option<u8>,
     media: Option<CallMedia>,
     /// The meet-me room the caller is in (the switch answered the call).
     conference: Option<Addr<Conference>>,
@@ -260,6 +261,7 @@ impl Call {
             answered: None,
             best_failure: None,
             reoffer_from: None,
+            reoffer_events: None,
             media: None,
             conference: None,
             to_conference: false,
