@@ -22,7 +22,7 @@ use crate::media::g711::Law;
 use crate::media::playback::{Playback, Source};
 use crate::services::Services;
 use crate::sip::message::{new_call_id, NameAddr, SipUri};
-use crate::sip::sdp::{self, Direction as SdpDirection, Sdp, SdpSession, SWITCH_CODECS};
+use crate::sip::sdp::{self, Direction as SdpDirection, SdpSession, SWITCH_CODECS};
 
 /// The caller number the extension's phone shows (and the call log records).
 pub const PLAYOUT_CALLER: &str = "playback";
@@ -151,8 +151,7 @@ impl Playout {
     fn on_answer(&mut self, ctx: &mut Context<Self>, id: LegId, sdp: Option<Bytes>) {
         let answer = sdp
             .as_deref()
-            .and_then(|b| std::str::from_utf8(b).ok())
-            .and_then(|t| Sdp::parse(t).ok())
+            .and_then(sdp::from_body)
             .and_then(|s| sdp::read_answer(&s, &SWITCH_CODECS).ok());
         let (Some(neg), Some(endpoint)) = (answer, self.endpoint.as_ref()) else {
             if let Some(f) = self.forks.get(&id) {

@@ -141,20 +141,13 @@ impl Call {
 
     /// Learns the callee's media from its SDP; false if it is unusable.
     pub(super) fn take_callee_sdp(&mut self, body: &Bytes) -> bool {
-        let Some(answer) = std::str::from_utf8(body)
-            .ok()
-            .and_then(|t| Sdp::parse(t).ok())
-        else {
+        let Some(answer) = sdp::from_body(body) else {
             return false;
         };
         let Ok(neg) = sdp::read_answer(&answer, &SWITCH_CODECS) else {
             return false;
         };
-        let Some(codec) = SWITCH_CODECS
-            .iter()
-            .find(|c| c.name.eq_ignore_ascii_case(&neg.name))
-            .copied()
-        else {
+        let Some(codec) = sdp::codec_named(&neg.name, &SWITCH_CODECS) else {
             return false;
         };
         self.codec = Some(codec);
@@ -182,8 +175,7 @@ impl Call {
     pub(super) fn offer_for_refresh(&mut self, leg: LegId, last: Option<Bytes>) {
         let last_direction = last
             .as_deref()
-            .and_then(|b| std::str::from_utf8(b).ok())
-            .and_then(|t| Sdp::parse(t).ok())
+            .and_then(sdp::from_body)
             .and_then(|s| s.first_audio().map(|i| s.media_direction(i)));
         let direction = match last_direction {
             Some(d @ (SdpDirection::SendOnly | SdpDirection::Inactive)) => d,
@@ -230,17 +222,10 @@ impl Call {
         };
         let negotiated = body
             .as_deref()
-            .and_then(|b| std::str::from_utf8(b).ok())
-            .and_then(|t| Sdp::parse(t).ok())
+            .and_then(sdp::from_body)
             .and_then(|answer| sdp::read_answer(&answer, &offered).ok())
-            .and_then(|neg| {
-                let codec = offered
-                    .iter()
-                    .find(|c| c.name.eq_ignore_ascii_case(&neg.name))
-                    .copied()?;
-                Some((neg, codec))
-            });
-        let Some((neg, codec)) = negotiated else {
+            .and_then(|neg| Some((sdp::codec_named(&neg.name, &offered)?, neg)));
+        let Some((codec, neg)) = negotiated else {
             if awaited {
                 tracing::info!(
                     call_id = %self.id,
@@ -285,9 +270,7 @@ impl Call {
         } else {
             self.caller_leg.clone()
         };
-        let parsed = std::str::from_utf8(body)
-            .ok()
-            .and_then(|t| Sdp::parse(t).ok());
+        let parsed = sdp::from_body(body);
         let (Some(other), Some(mut offer)) = (other, parsed) else {
             self.answer_reoffer(from, Err(488));
             return;
@@ -325,10 +308,7 @@ impl Call {
             return;
         };
         let result = result.and_then(|body| {
-            let answer = std::str::from_utf8(&body)
-                .ok()
-                .and_then(|t| Sdp::parse(t).ok())
-                .ok_or(488u16)?;
+            let answer = sdp::from_body(&body).ok_or(488u16)?;
             let side = Side::of_leg(answered_by);
             let other = match side {
                 Side::A => Side::B,
@@ -369,11 +349,7 @@ impl Call {
         let Ok(neg) = sdp::read_answer(answer, &SWITCH_CODECS) else {
             return;
         };
-        let Some(codec) = SWITCH_CODECS
-            .iter()
-            .find(|c| c.name.eq_ignore_ascii_case(&neg.name))
-            .copied()
-        else {
+        let Some(codec) = sdp::codec_named(&neg.name, &SWITCH_CODECS) else {
             return;
         };
         let offerer_events = self.reoffer_events.take();

@@ -383,10 +383,7 @@ impl Call {
         let offer = if delayed_offer {
             sdp::assumed_offer(self.services.settings.media_ip)
         } else {
-            std::str::from_utf8(&body)
-                .ok()
-                .and_then(|text| Sdp::parse(text).ok())
-                .ok_or((488, "Not Acceptable Here"))?
+            sdp::from_body(&body).ok_or((488, "Not Acceptable Here"))?
         };
         let (codecs, events) = sdp::offered_codecs(&offer, &SWITCH_CODECS);
         if codecs.is_empty() {

@@ -932,6 +932,21 @@ pub fn retain_codecs(sdp: &mut Sdp, supported: &[Codec]) -> bool {
     true
 }
 
+/// A SIP message body as SDP (`None`: not UTF-8, or not SDP).
+pub fn from_body(body: &[u8]) -> Option<Sdp> {
+    std::str::from_utf8(body)
+        .ok()
+        .and_then(|text| Sdp::parse(text).ok())
+}
+
+/// The codec of `among` named `name` (as a negotiation reports it).
+pub fn codec_named(name: &str, among: &[Codec]) -> Option<Codec> {
+    among
+        .iter()
+        .find(|c| c.name.eq_ignore_ascii_case(name))
+        .copied()
+}
+
 /// Reads the answer to an offer the switch made: the codec the peer chose and where to
 /// send. Fails with [`SdpError::NoCommonCodec`] if the peer accepted nothing usable.
 pub fn read_answer(answer: &Sdp, supported: &[Codec]) -> Result<NegotiatedCodec, SdpError> {
