@@ -672,6 +672,77 @@ async fn an_offerless_re_invite_is_offered_the_codec_in_use() {
     switch.stop().await.unwrap();
 }
 
+/// The phone re-INVITEs mid-call and numbers its telephone-events 96 instead of 101; the
+/// carrier answers keeping its own 101. The relay must follow: the carrier's digit, sent
+/// under 101 before and after the re-INVITE, reaches the phone (whose media is this
+/// test's socket) under 101 first and under 96 after.
+#[actix_rt::test]
+async fn a_re_invite_that_renumbers_telephone_events_is_followed_by_the_relay() {
+    let dir = tempfile::tempdir().unwrap();
+    let (switch, carrier_port) = start_with_carrier(dir.path()).await;
+    let sip = switch.sip_addr;
+    let media = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let media_port = media.local_addr().unwrap().port().to_string();
+    let received = std::thread::spawn(move || event_payload_types(&media, Duration::from_secs(20)));
+    let phone = Sipp::new("uas_reinvite_renumbering_events.xml")
+        .arg("-set")
+        .arg("media")
+        .arg(&media_port)
+        .spawn_registered(sip, "801")
+        .await;
+    let carrier = Sipp::carrier_call(
+        "trunk_call_events_around_reinvite.xml",
+        sip,
+        carrier_port,
+        CUSTOMER,
+        "801",
+    );
+    call_phone(
+        carrier,
+        phone,
+        (
+            "the carrier sends a digit before and after the re-INVITE",
+            "801 re-INVITEs renumbering its telephone-events",
+        ),
+    )
+    .await;
+    let types = received.join().unwrap();
+    // Ten event packets per play (SIPp's dtmf_2833_1.pcap), in order: 101 then 96.
+    let switch_at = types
+        .iter()
+        .position(|&pt| pt != 101)
+        .unwrap_or(types.len());
+    assert_eq!(
+        (&types[..switch_at], &types[switch_at..]),
+        (&[101u8; 10][..], &[96u8; 10][..]),
+        "payload types the phone received: {types:?}"
+    );
+    let row = only_call_log(&switch).await;
+    assert_trunk_call(&row, CUSTOMER, "801", "INCOMING");
+    switch.stop().await.unwrap();
+}
+
+/// The payload types of the RTP packets `socket` receives until none came for two
+/// seconds after the first (or `limit` is up).
+fn event_payload_types(socket: &std::net::UdpSocket, limit: Duration) -> Vec<u8> {
+    let deadline = Instant::now() + limit;
+    let mut types = Vec::new();
+    let mut buf = [0u8; 1500];
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut last = None::<Instant>;
+    while Instant::now() < deadline && last.is_none_or(|t| t.elapsed() < Duration::from_secs(2)) {
+        if let Ok(len) = socket.recv(&mut buf) {
+            if len >= 12 {
+                types.push(buf[1] & 0x7f);
+                last = Some(Instant::now());
+            }
+        }
+    }
+    types
+}
+
 /// While the caller's ACK (with its answer to the switch's offer) is still due, the phone
 /// re-INVITEs (hold): the switch cannot offer the caller anything new yet and answers the
 /// phone 491 Request Pending; the call goes on once the ACK comes.
