@@ -126,6 +126,36 @@ fn a_customer_without_an_sdp_offer_presses_1_and_reaches_an_agent() {
     presses_1_and_reaches_an_agent(&["--no-sdp-offer"]);
 }
 
+/// A carrier with a delayed offer answers the menu's offer (telephone-event 101) numbering
+/// events 96 in its ACK, then presses 1 under 101, the number our offer gave it (RFC 3264).
+/// The menu hears the key (the engine takes events under either number) and transfers to
+/// the queue: the row says so.
+#[test]
+fn a_key_sent_under_the_number_the_switch_offered_is_heard_after_an_answer_that_renumbered() {
+    ctiswitch::build_system().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let (switch, carrier_port) = start(dir.path(), "http://127.0.0.1:9/x").await;
+        let out = common::sipp::Sipp::carrier_call(
+            "trunk_call_delayed_offer_events_96.xml",
+            switch.sip_addr,
+            carrier_port,
+            CUSTOMER,
+            "1000",
+        )
+        .pause_ms(4_000)
+        .run()
+        .await;
+        out.assert_success("the carrier answers events as 96 and presses 1 under 101");
+        let row = common::call_logs(&switch.db, 1).await.remove(0);
+        assert_eq!(row.dtmfkey, "1", "{row:?}");
+        assert_eq!(row.ivrpoint, "sales", "{row:?}");
+        // Nobody of group 3003 is registered: the customer hangs up while queued.
+        assert_eq!(row.business, "QUEUE_HUNGUP", "{row:?}");
+        assert!(row.queue_time > 0, "{row:?}");
+        switch.stop().await.unwrap();
+    });
+}
+
 fn presses_1_and_reaches_an_agent(extra: &[&str]) {
     ctiswitch::build_system().block_on(async {
         let dir = tempfile::tempdir().unwrap();

@@ -106,6 +106,7 @@ impl Rig {
         ep.set_codec(Codec {
             law: Law::Ulaw,
             dtmf_pt: Some(101),
+            declared_dtmf_pt: None,
         })
         .unwrap();
         ep

@@ -174,6 +174,8 @@ impl Playout {
         let _ = endpoint.set_codec(MediaCodec {
             law,
             dtmf_pt: neg.telephone_event_pt,
+            // Our offer (`ring`) numbered events this way.
+            declared_dtmf_pt: Some(sdp::TELEPHONE_EVENT_PT),
         });
         let _ = endpoint.arm_timeout(Some(self.services.settings.rtp_timeout));
         let now = now_ms();

@@ -29,6 +29,8 @@ struct Phone {
     ts: u32,
     phase: usize,
     freq: f32,
+    /// The payload type its telephone-events go under.
+    event_pt: u8,
 }
 
 impl Phone {
@@ -48,6 +50,7 @@ impl Phone {
             ts: 0,
             phase: 0,
             freq,
+            event_pt: PT_EVENT,
         }
     }
 
@@ -75,7 +78,15 @@ impl Phone {
 
     fn send_event(&mut self, to: SocketAddr, event: u8, end: bool, duration: u16, marker: bool) {
         let mut pkt = [0u8; RTP_HEADER_LEN + 4];
-        write_header(&mut pkt, marker, PT_EVENT, self.seq, self.ts, self.ssrc).unwrap();
+        write_header(
+            &mut pkt,
+            marker,
+            self.event_pt,
+            self.seq,
+            self.ts,
+            self.ssrc,
+        )
+        .unwrap();
         self.seq = self.seq.wrapping_add(1);
         pkt[12] = event;
         pkt[13] = if end { 0x80 } else { 0 } | 10;
@@ -157,6 +168,7 @@ impl Rig {
         ep.set_codec(Codec {
             law: Law::Ulaw,
             dtmf_pt: Some(PT_EVENT),
+            declared_dtmf_pt: None,
         })
         .unwrap();
         (ep, rx)
@@ -400,6 +412,7 @@ fn telephone_events_reach_each_side_under_its_own_payload_type() {
     eb.set_codec(Codec {
         law: Law::Ulaw,
         dtmf_pt: Some(96),
+        declared_dtmf_pt: None,
     })
     .unwrap();
     ea.connect(&eb).unwrap();
@@ -422,6 +435,57 @@ fn telephone_events_reach_each_side_under_its_own_payload_type() {
         vec![0, 96, 96, 0],
         "audio untouched, events renumbered"
     );
+}
+
+/// The switch offered A telephone-events as 101 and A answered 96: an RFC 3264 phone
+/// then sends its events under 101 (our number), many under 96 (their own). Both are
+/// events: reported as digits, and relayed to B under B's number.
+#[test]
+fn events_under_the_number_we_declared_or_the_phones_own_are_both_events() {
+    let rig = Rig::new();
+    let mut a = Phone::new(0.0);
+    let b = Phone::new(0.0);
+    let (ea, mut events) = rig.endpoint(&a);
+    let (eb, _rb) = rig.endpoint(&b);
+    ea.set_codec(Codec {
+        law: Law::Ulaw,
+        dtmf_pt: Some(96),
+        declared_dtmf_pt: Some(101),
+    })
+    .unwrap();
+    eb.set_codec(Codec {
+        law: Law::Ulaw,
+        dtmf_pt: Some(110),
+        declared_dtmf_pt: None,
+    })
+    .unwrap();
+    ea.connect(&eb).unwrap();
+    let to = ea.local_addr();
+    for (pt, event, digit) in [(101u8, 1u8, '1'), (96, 2, '2')] {
+        a.event_pt = pt;
+        a.ts = a.ts.wrapping_add(1_600);
+        a.send_event(to, event, false, 160, true);
+        a.send_event(to, event, false, 480, false);
+        for _ in 0..3 {
+            a.send_event(to, event, true, 800, false);
+        }
+        match next_event(&mut events, Duration::from_secs(2)) {
+            Some(MediaEvent::Dtmf { dtmf, .. }) => {
+                assert_eq!((dtmf.digit, dtmf.source), (digit, DtmfSource::Rfc4733));
+            }
+            other => panic!("expected {digit} sent under {pt}, got {other:?}"),
+        }
+    }
+    let mut types = Vec::new();
+    let mut buf = [0u8; 2048];
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while types.len() < 10 && Instant::now() < deadline {
+        match b.socket.recv_from(&mut buf) {
+            Ok((n, _)) => types.push(parse_rtp(&buf[..n]).unwrap().header.payload_type),
+            Err(_) => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+    assert_eq!(types, vec![110; 10], "both digits relayed under B's number");
 }
 
 #[test]

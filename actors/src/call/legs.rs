@@ -115,11 +115,9 @@ impl Call {
             .first_audio()
             .map(|i| offer.media_direction(i))
             .unwrap_or(SdpDirection::SendRecv);
-        let sdp_offer = session.offer_with_events(
-            &codecs,
-            self.caller_dtmf_pt.unwrap_or(sdp::TELEPHONE_EVENT_PT),
-            direction,
-        );
+        let events = self.caller_dtmf_pt.unwrap_or(sdp::TELEPHONE_EVENT_PT);
+        self.callee_declared_pt = Some(events);
+        let sdp_offer = session.offer_with_events(&codecs, events, direction);
         let host = self.services.endpoint.advertise().to_string();
         let from = NameAddr::new(SipUri::sip(Some(self.caller.number()), &host, None));
         let to_user = extension

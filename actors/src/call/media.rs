@@ -111,6 +111,7 @@ impl Call {
         let _ = media.a.set_codec(MediaCodec {
             law: law_of(&codec),
             dtmf_pt: self.caller_dtmf_pt,
+            declared_dtmf_pt: self.caller_declared_pt,
         });
         // The switch decodes this caller's audio (room mix, IVR): listening for keys
         // sent as tones costs little and serves gateways without RFC 4733.
@@ -158,10 +159,12 @@ impl Call {
             let _ = media.b.set_codec(MediaCodec {
                 law,
                 dtmf_pt: neg.telephone_event_pt,
+                declared_dtmf_pt: self.callee_declared_pt,
             });
             let _ = media.a.set_codec(MediaCodec {
                 law,
                 dtmf_pt: self.caller_dtmf_pt,
+                declared_dtmf_pt: self.caller_declared_pt,
             });
         }
         true
@@ -186,6 +189,10 @@ impl Call {
             Side::B => self.callee_dtmf_pt,
         }
         .unwrap_or(sdp::TELEPHONE_EVENT_PT);
+        match Side::of_leg(leg) {
+            Side::A => self.caller_declared_pt = Some(events),
+            Side::B => self.callee_declared_pt = Some(events),
+        }
         let session = match Side::of_leg(leg) {
             Side::A => self.caller_session.as_mut(),
             Side::B => self.callee_session.as_mut(),
@@ -240,9 +247,14 @@ impl Call {
             if neg.remote.is_some() {
                 let _ = side.set_remote(neg.remote);
             }
+            let declared = match Side::of_leg(leg) {
+                Side::A => self.caller_declared_pt,
+                Side::B => self.callee_declared_pt,
+            };
             let _ = side.set_codec(MediaCodec {
                 law: law_of(&codec),
                 dtmf_pt: neg.telephone_event_pt,
+                declared_dtmf_pt: declared,
             });
         }
         if leg == CALLER_LEG {
@@ -357,9 +369,13 @@ impl Call {
             Side::A => (neg.telephone_event_pt, offerer_events),
             Side::B => (offerer_events, neg.telephone_event_pt),
         };
+        // Each side saw the other's SDP, numbers included (`sdp::rewrite`).
+        let (a_declared, b_declared) = (b_events, a_events);
         let unchanged = self.codec == Some(codec)
             && self.caller_dtmf_pt == a_events
-            && self.callee_dtmf_pt == b_events;
+            && self.callee_dtmf_pt == b_events
+            && self.caller_declared_pt == a_declared
+            && self.callee_declared_pt == b_declared;
         if unchanged {
             // The usual hold and unhold: nothing for the engine (a new codec setting
             // would restart the sides' outgoing streams).
@@ -368,15 +384,19 @@ impl Call {
         self.codec = Some(codec);
         self.caller_dtmf_pt = a_events;
         self.callee_dtmf_pt = b_events;
+        self.caller_declared_pt = a_declared;
+        self.callee_declared_pt = b_declared;
         if let Some(media) = &self.media {
             let law = law_of(&codec);
             let _ = media.a.set_codec(MediaCodec {
                 law,
                 dtmf_pt: a_events,
+                declared_dtmf_pt: a_declared,
             });
             let _ = media.b.set_codec(MediaCodec {
                 law,
                 dtmf_pt: b_events,
+                declared_dtmf_pt: b_declared,
             });
         }
     }

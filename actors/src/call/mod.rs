@@ -167,6 +167,10 @@ pub struct Call {
     caller_dtmf_pt: Option<u8>,
     /// The answering callee's telephone-event payload type, from its answer.
     callee_dtmf_pt: Option<u8>,
+    /// The telephone-event numbers our SDP gave each side (see
+    /// [`crate::media::engine::Codec::declared_dtmf_pt`]).
+    caller_declared_pt: Option<u8>,
+    callee_declared_pt: Option<u8>,
     /// Legs to start once the caller (answered by the switch before it chose its codec)
     /// has answered in its ACK: the callee is offered the codec the caller chose.
     deferred_forks: Vec<DeferredFork>,
@@ -250,6 +254,8 @@ impl Call {
             caller_answer_pending: false,
             caller_dtmf_pt: None,
             callee_dtmf_pt: None,
+            caller_declared_pt: None,
+            callee_declared_pt: None,
             deferred_forks: Vec::new(),
             caller_session: None,
             callee_session: None,
@@ -390,6 +396,8 @@ impl Call {
             return Err((488, "Not Acceptable Here"));
         }
         self.caller_dtmf_pt = events;
+        // Our answer (or, for an offer-less INVITE, our offer) mirrors this number.
+        self.caller_declared_pt = events;
         let a_ports = self.services.ports.allocate().map_err(|e| {
             tracing::warn!("no RTP ports: {e}");
             (503, "Service Unavailable")

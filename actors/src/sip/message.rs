@@ -1534,6 +1534,6 @@ mod tests {
         let v = r.top_via().unwrap();
         assert_eq!(v.received.as_deref(), Some("203.0.113.9"));
         assert_eq!(v.rport, Some(Some(6000)));
-        assert_eq!(response_target(&v, src), src);
+        assert_eq!(response_target(v, src), src);
     }
 }

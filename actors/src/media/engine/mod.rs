@@ -166,8 +166,27 @@ pub enum Latching {
 pub struct Codec {
     /// The audio codec for what the switch sends itself (and decodes).
     pub law: Law,
-    /// The telephone-event payload type the phone uses, if it negotiated one.
+    /// The telephone-event payload type the phone's SDP gave: what the switch sends its
+    /// events under.
     pub dtmf_pt: Option<u8>,
+    /// The telephone-event payload type the switch's SDP to the phone gave, when it may
+    /// differ: what an RFC 3264 phone sends its events under. The two differ when the
+    /// switch made the offer (an offer-less INVITE, the callee's leg, a re-INVITE passed
+    /// through) and the answer chose another number; many phones send under their own
+    /// number anyway, so events arrive under either.
+    pub declared_dtmf_pt: Option<u8>,
+}
+
+impl Codec {
+    /// Whether payload type `pt` carries this phone's telephone-events.
+    pub fn is_event(&self, pt: u8) -> bool {
+        self.dtmf_pt == Some(pt) || self.declared_dtmf_pt == Some(pt)
+    }
+
+    /// Whether the phone sends telephone-events at all.
+    pub fn has_events(&self) -> bool {
+        self.dtmf_pt.is_some() || self.declared_dtmf_pt.is_some()
+    }
 }
 
 impl Default for Codec {
@@ -175,6 +194,7 @@ impl Default for Codec {
         Self {
             law: Law::Ulaw,
             dtmf_pt: None,
+            declared_dtmf_pt: None,
         }
     }
 }

@@ -813,7 +813,7 @@ impl Worker {
         ep.last_rx = now;
         let packet = &self.buf[..len];
         let pt = packet[1] & 0x7f;
-        let is_event = ep.codec.dtmf_pt == Some(pt);
+        let is_event = ep.codec.is_event(pt);
         if is_event {
             ep.rfc4733_seen = true;
             if let Ok(parsed) = parse_rtp(packet) {
@@ -882,7 +882,7 @@ impl Worker {
         let out = &mut out_buf[..];
         // Pass 1: what each endpoint hears from its phone, and what it plays to it.
         for ep in self.slots.iter_mut().flatten() {
-            if ep.codec.dtmf_pt.is_some() {
+            if ep.codec.has_events() {
                 ep.rfc4733.poll(now);
                 while let Some(d) = ep.rfc4733.take_digit() {
                     ep.report_dtmf(d);
