@@ -466,8 +466,17 @@ class PhoneCall(pj.Call):
             self.disconnected_at = now
             self.connect_duration = ci.connectDuration.sec + ci.connectDuration.msec / 1000.0
             self.event("disconnected", code=ci.lastStatusCode, local=self.hangup_at is not None)
-            # Stop recording now: what follows the call is not part of it.
+            # Stop recording now: what follows the call is not part of it. The recorder
+            # and its clock are destroyed by the runner after this callback returns:
+            # destroying a conference port inside the callback that tears the call's
+            # media down crashed pjsua2 (SIGSEGV), rarely.
             if self.recorder is not None:
+                if self.clock is not None:
+                    try:
+                        self.clock.stopTransmit(self.recorder)
+                    except pj.Error as e:
+                        log(f"stopping the recording clock: {e.info()}")
+                self.account.runner.retired.extend([self.clock, self.recorder])
                 self.recorder = None
                 self.clock = None
         log(f"{self.account.user}: call {ci.stateText} {ci.lastStatusCode}")
@@ -710,6 +719,8 @@ class Runner:
         self.sources = {}
         self.json_out = None
         self.phones = []
+        # Media objects to destroy outside pjsua2's callbacks (see Call.onCallState).
+        self.retired = []
         self.ep = pj.Endpoint()
         self.ep.libCreate()
         cfg = pj.EpConfig()
@@ -808,6 +819,7 @@ class Runner:
         deadline = time.time() + seconds
         while time.time() < deadline:
             self.ep.libHandleEvents(LOOP_STEP_MS)
+            self.retired.clear()
             self.answer_pending()
             if until is not None and until():
                 return True
@@ -853,6 +865,7 @@ class Runner:
         if self.phones:
             self.pump(1)  # let the un-REGISTERs go out
         self.phones = []
+        self.retired.clear()
         gc.collect()
         self.ep.libDestroy()
 
