@@ -411,7 +411,10 @@ pub fn open_file_limit() -> io::Result<u64> {
 fn bind_nonblocking(addr: SocketAddr) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM.nonblocking(), None)?;
     socket.bind(&addr.into())?;
-    set_dont_fragment(&socket, addr.is_ipv4())?;
+    // Only a saving: a kernel that refuses it still relays.
+    if let Err(e) = set_dont_fragment(&socket, addr.is_ipv4()) {
+        tracing::debug!(%addr, "media socket without DF: {e}");
+    }
     Ok(socket.into())
 }
 
