@@ -437,8 +437,8 @@ fn telephone_events_reach_each_side_under_its_own_payload_type() {
     );
 }
 
-/// The switch offered A telephone-events as 101 and A answered 96: an RFC 3264 phone
-/// then sends its events under 101 (our number), many under 96 (their own). Both are
+/// The switch offered A telephone-events as 100 and A answered 96: an RFC 3264 phone
+/// then sends its events under 100 (our number), many under 96 (their own). Both are
 /// events: reported as digits, and relayed to B under B's number.
 #[test]
 fn events_under_the_number_we_declared_or_the_phones_own_are_both_events() {
@@ -450,7 +450,7 @@ fn events_under_the_number_we_declared_or_the_phones_own_are_both_events() {
     ea.set_codec(Codec {
         law: Law::Ulaw,
         dtmf_pt: Some(96),
-        declared_dtmf_pt: Some(101),
+        declared_dtmf_pt: Some(100),
     })
     .unwrap();
     eb.set_codec(Codec {
@@ -461,7 +461,7 @@ fn events_under_the_number_we_declared_or_the_phones_own_are_both_events() {
     .unwrap();
     ea.connect(&eb).unwrap();
     let to = ea.local_addr();
-    for (pt, event, digit) in [(101u8, 1u8, '1'), (96, 2, '2')] {
+    for (pt, event, digit) in [(100u8, 1u8, '1'), (96, 2, '2')] {
         a.event_pt = pt;
         a.ts = a.ts.wrapping_add(1_600);
         a.send_event(to, event, false, 160, true);

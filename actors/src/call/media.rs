@@ -189,10 +189,6 @@ impl Call {
             Side::B => self.callee_dtmf_pt,
         }
         .unwrap_or(sdp::TELEPHONE_EVENT_PT);
-        match Side::of_leg(leg) {
-            Side::A => self.caller_declared_pt = Some(events),
-            Side::B => self.callee_declared_pt = Some(events),
-        }
         let session = match Side::of_leg(leg) {
             Side::A => self.caller_session.as_mut(),
             Side::B => self.callee_session.as_mut(),
@@ -206,6 +202,12 @@ impl Call {
             // No codec chosen yet (cannot happen once answered): nothing to offer.
             _ => Err(500),
         };
+        if result.is_ok() {
+            match Side::of_leg(leg) {
+                Side::A => self.caller_declared_pt = Some(events),
+                Side::B => self.callee_declared_pt = Some(events),
+            }
+        }
         self.answer_reoffer(leg, result);
     }
 

@@ -402,13 +402,18 @@ impl Worker {
             }
             Command::SetCodec { id, codec } => {
                 if let Some(ep) = self.ep(id) {
+                    let law_changed = ep.codec.law != codec.law;
                     ep.codec = codec;
-                    ep.sender = RtpSender::new(
-                        ep.sender.ssrc(),
-                        codec.law.payload_type(),
-                        ep.sender.next_sequence(),
-                        ep.sender.next_timestamp(),
-                    );
+                    // New event numbers alone (a re-INVITE renumbering them) leave the
+                    // outgoing stream as it is: no marker, no re-based timestamps.
+                    if law_changed {
+                        ep.sender = RtpSender::new(
+                            ep.sender.ssrc(),
+                            codec.law.payload_type(),
+                            ep.sender.next_sequence(),
+                            ep.sender.next_timestamp(),
+                        );
+                    }
                 }
             }
             Command::Connect(a, b) => self.connect(a, b),
