@@ -379,8 +379,7 @@ impl Call {
             && self.caller_declared_pt == a_declared
             && self.callee_declared_pt == b_declared;
         if unchanged {
-            // The usual hold and unhold: nothing for the engine (a new codec setting
-            // would restart the sides' outgoing streams).
+            // The usual hold and unhold: nothing for the engine to change.
             return;
         }
         self.codec = Some(codec);
