@@ -67,13 +67,13 @@ q_start_switch() {
     DATA="$dir/data" RTP="$($LIB range 8000)" MUSIC="$Q_MUSIC" CALLER_PORT="$P_CALLER" \
     FIRST=$Q_FIRST AGENTS="$Q_AGENTS" PASSWORD=$Q_PASSWORD TTS="$Q_TTS" || harness_error "queuelib config failed"
   Q_DB="$dir/bench.db"
-  "${pin_target[@]}" timeout -k 5 "$q_limit" "$ROOT/target/release/ctiswitch" serve \
+  "${pin_target[@]}" timeout -k 5 "$q_limit" "$SWITCH_BIN" serve \
     --config "$dir/ctiswitch.toml" </dev/null >"$dir/switch.log" 2>&1 &
   Q_SWITCH_WRAP=$!
   BG_PIDS+=("$Q_SWITCH_WRAP")
   for _ in $(seq 1 600); do
     if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$P_HTTP/health")" = 200 ]; then
-      Q_SWITCH_PID=$(pgrep -P "$Q_SWITCH_WRAP" -x ctiswitch | head -1)
+      Q_SWITCH_PID=$(pgrep -P "$Q_SWITCH_WRAP" -x "$SWITCH_COMM" | head -1)
       [ -n "$Q_SWITCH_PID" ] && return 0
     fi
     kill -0 "$Q_SWITCH_WRAP" 2>/dev/null || break

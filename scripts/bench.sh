@@ -28,6 +28,8 @@
 # dials: anything that is not an extension goes out through the default trunk)
 # BENCH_KAMAILIO_ALLOC=fm (Kamailio's shm allocator: fm, qm or tlsf). BENCH_RTP_PORTS=8000 (the
 # switch's RTP port range size: fewer when other work holds ports in 20000-32000).
+# BENCH_SWITCH_BIN=/path/to/ctiswitch (run that binary, built elsewhere, instead of building:
+# for A/B runs of two builds on one script).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -343,7 +345,14 @@ fi
 
 # --- the switch ---------------------------------------------------------------------------
 SWITCH_PID="" SWITCH_WRAP="" EXIT=0
+SWITCH_BIN=${BENCH_SWITCH_BIN:-$ROOT/target/release/ctiswitch}
+SWITCH_COMM=$(basename "$SWITCH_BIN" | cut -c1-15) # the kernel's comm: 15 characters
 switch_build() {
+  if [ -n "${BENCH_SWITCH_BIN:-}" ]; then
+    log "switch binary: $SWITCH_BIN (not built)"
+    [ -x "$SWITCH_BIN" ]
+    return
+  fi
   log "building the switch (cargo build --release)"
   if ! timeout 1800 cargo build --release --quiet >"$TMP/build.log" 2>&1; then
     tail -30 "$TMP/build.log" >&2
@@ -388,13 +397,13 @@ name = "carrier"
 host = "127.0.0.1:$P_CARRIER"
 default = true
 EOF
-  "${pin_target[@]}" timeout -k 5 "$phase_limit" "$ROOT/target/release/ctiswitch" serve \
+  "${pin_target[@]}" timeout -k 5 "$phase_limit" "$SWITCH_BIN" serve \
     --config "$dir/ctiswitch.toml" </dev/null >"$dir/switch.log" 2>&1 &
   SWITCH_WRAP=$!
   BG_PIDS+=("$SWITCH_WRAP")
   for _ in $(seq 1 300); do
     if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$P_HTTP/health")" = 200 ]; then
-      SWITCH_PID=$(pgrep -P "$SWITCH_WRAP" -x ctiswitch | head -1)
+      SWITCH_PID=$(pgrep -P "$SWITCH_WRAP" -x "$SWITCH_COMM" | head -1)
       [ -n "$SWITCH_PID" ] && return 0
     fi
     kill -0 "$SWITCH_WRAP" 2>/dev/null || break

@@ -80,8 +80,26 @@ impl RecordingOverrides {
     }
 }
 
+/// What every actor of the switch reaches: cloned into each call, leg and extension, so
+/// one shared block (a clone is one reference count, where the fields' own clones were a
+/// dozen, three of them allocations: each `Addr` clone allocates its sender task).
 #[derive(Clone)]
-pub struct Services {
+pub struct Services(Arc<ServiceSet>);
+
+impl Services {
+    pub fn new(set: ServiceSet) -> Self {
+        Self(Arc::new(set))
+    }
+}
+
+impl std::ops::Deref for Services {
+    type Target = ServiceSet;
+    fn deref(&self) -> &ServiceSet {
+        &self.0
+    }
+}
+
+pub struct ServiceSet {
     pub endpoint: EndpointHandle,
     pub router: Addr<SipRouter>,
     pub hub: Addr<EventHub>,

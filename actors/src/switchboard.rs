@@ -20,7 +20,7 @@ use crate::media::engine::MediaEngine;
 use crate::media::PortAllocator;
 use crate::queue::{Queue, QueueConfig, QueueMember, ReconfigureQueue};
 use crate::router::{Directory, HangupAll, SipInbound, SipRouter, TrunkRoute};
-use crate::services::{RecordingOverrides, Services, SwitchSettings};
+use crate::services::{RecordingOverrides, ServiceSet, Services, SwitchSettings};
 use crate::sip::digest::DigestServer;
 use crate::sip::endpoint::{self, EndpointConfig, EndpointHandle};
 use crate::sip::transaction::LayerConfig;
@@ -222,7 +222,7 @@ impl Switchboard {
         let secret: String = (0..32)
             .map(|_| char::from(b'a' + rand::random::<u8>() % 26))
             .collect();
-        let services = Services {
+        let services = Services::new(ServiceSet {
             endpoint: endpoint.clone(),
             router: router.clone(),
             hub: hub.clone(),
@@ -250,7 +250,7 @@ impl Switchboard {
                 routing_url: config.routing_url.clone(),
                 ..SwitchSettings::default()
             }),
-        };
+        });
 
         let directory = load_directory(db, &services, &Directory::default()).await?;
         router_ctx.run(SipRouter::new(directory, services, db.clone()));

@@ -95,6 +95,20 @@ impl Phone {
     }
 
     /// Everything received so far: (header, decoded samples) per audio packet.
+    /// Payload types of the next `count` packets received (fewer after 2 s).
+    fn payload_types(&self, count: usize) -> Vec<u8> {
+        let mut types = Vec::new();
+        let mut buf = [0u8; 2048];
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while types.len() < count && Instant::now() < deadline {
+            match self.socket.recv_from(&mut buf) {
+                Ok((n, _)) => types.push(parse_rtp(&buf[..n]).unwrap().header.payload_type),
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        types
+    }
+
     fn drain(&self, into: &mut Received) {
         let mut buf = [0u8; 2048];
         while let Ok((n, _)) = self.socket.recv_from(&mut buf) {
@@ -421,17 +435,8 @@ fn telephone_events_reach_each_side_under_its_own_payload_type() {
     a.send_event(to, 5, false, 160, true);
     a.send_event(to, 5, true, 320, false);
     a.send_audio(to);
-    let mut types = Vec::new();
-    let mut buf = [0u8; 2048];
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while types.len() < 4 && Instant::now() < deadline {
-        match b.socket.recv_from(&mut buf) {
-            Ok((n, _)) => types.push(parse_rtp(&buf[..n]).unwrap().header.payload_type),
-            Err(_) => std::thread::sleep(Duration::from_millis(5)),
-        }
-    }
     assert_eq!(
-        types,
+        b.payload_types(4),
         vec![0, 96, 96, 0],
         "audio untouched, events renumbered"
     );
@@ -476,16 +481,11 @@ fn events_under_the_number_we_declared_or_the_phones_own_are_both_events() {
             other => panic!("expected {digit} sent under {pt}, got {other:?}"),
         }
     }
-    let mut types = Vec::new();
-    let mut buf = [0u8; 2048];
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while types.len() < 10 && Instant::now() < deadline {
-        match b.socket.recv_from(&mut buf) {
-            Ok((n, _)) => types.push(parse_rtp(&buf[..n]).unwrap().header.payload_type),
-            Err(_) => std::thread::sleep(Duration::from_millis(5)),
-        }
-    }
-    assert_eq!(types, vec![110; 10], "both digits relayed under B's number");
+    assert_eq!(
+        b.payload_types(10),
+        vec![110; 10],
+        "both digits relayed under B's number"
+    );
 }
 
 #[test]

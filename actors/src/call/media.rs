@@ -35,6 +35,20 @@ impl Side {
             Side::B
         }
     }
+
+    fn other(self) -> Side {
+        match self {
+            Side::A => Side::B,
+            Side::B => Side::A,
+        }
+    }
+}
+
+/// One side's telephone-event payload types: the one it negotiated (what it sends and
+/// wants to receive) and the one the switch's own offer to it declared.
+pub(super) struct EventNumbers<'a> {
+    pub(super) negotiated: &'a mut Option<u8>,
+    pub(super) declared: &'a mut Option<u8>,
 }
 
 /// The call's media in the engine: the endpoint facing the caller, the one facing the
@@ -78,6 +92,27 @@ fn file_safe(id: &str) -> String {
 }
 
 impl Call {
+    pub(super) fn events_of(&mut self, side: Side) -> EventNumbers<'_> {
+        match side {
+            Side::A => EventNumbers {
+                negotiated: &mut self.caller_dtmf_pt,
+                declared: &mut self.caller_declared_pt,
+            },
+            Side::B => EventNumbers {
+                negotiated: &mut self.callee_dtmf_pt,
+                declared: &mut self.callee_declared_pt,
+            },
+        }
+    }
+
+    /// The SDP session (origin and version) of what the switch sends to `side`.
+    pub(super) fn session_of(&mut self, side: Side) -> Option<&mut sdp::SdpSession> {
+        match side {
+            Side::A => self.caller_session.as_mut(),
+            Side::B => self.callee_session.as_mut(),
+        }
+    }
+
     /// Answers the caller itself (the first codec of its offer), for a room or a queue.
     /// Returns the caller's media endpoint, or refuses the call.
     pub(super) fn answer_locally(&mut self, ctx: &mut Context<Self>) -> Option<EndpointId> {
@@ -184,16 +219,13 @@ impl Call {
             Some(d @ (SdpDirection::SendOnly | SdpDirection::Inactive)) => d,
             _ => SdpDirection::SendRecv,
         };
-        let events = match Side::of_leg(leg) {
-            Side::A => self.caller_dtmf_pt,
-            Side::B => self.callee_dtmf_pt,
-        }
-        .unwrap_or(sdp::TELEPHONE_EVENT_PT);
-        let session = match Side::of_leg(leg) {
-            Side::A => self.caller_session.as_mut(),
-            Side::B => self.callee_session.as_mut(),
-        };
-        let result = match (self.codec, session) {
+        let side = Side::of_leg(leg);
+        let events = self
+            .events_of(side)
+            .negotiated
+            .unwrap_or(sdp::TELEPHONE_EVENT_PT);
+        let codec = self.codec;
+        let result = match (codec, self.session_of(side)) {
             (Some(codec), Some(session)) => Ok(Bytes::from(
                 session
                     .offer_with_events(&[codec], events, direction)
@@ -203,10 +235,7 @@ impl Call {
             _ => Err(500),
         };
         if result.is_ok() {
-            match Side::of_leg(leg) {
-                Side::A => self.caller_declared_pt = Some(events),
-                Side::B => self.callee_declared_pt = Some(events),
-            }
+            *self.events_of(side).declared = Some(events);
         }
         self.answer_reoffer(leg, result);
     }
@@ -244,15 +273,15 @@ impl Call {
             }
             return;
         };
+        let side = Side::of_leg(leg);
+        let events = self.events_of(side);
+        *events.negotiated = neg.telephone_event_pt;
+        let declared = *events.declared;
         if let Some(media) = &self.media {
-            let side = media.side(Side::of_leg(leg));
+            let side = media.side(side);
             if neg.remote.is_some() {
                 let _ = side.set_remote(neg.remote);
             }
-            let declared = match Side::of_leg(leg) {
-                Side::A => self.caller_declared_pt,
-                Side::B => self.callee_declared_pt,
-            };
             let _ = side.set_codec(MediaCodec {
                 law: law_of(&codec),
                 dtmf_pt: neg.telephone_event_pt,
@@ -260,7 +289,6 @@ impl Call {
             });
         }
         if leg == CALLER_LEG {
-            self.caller_dtmf_pt = neg.telephone_event_pt;
             // The caller chose among every codec (the switch answered it itself).
             self.codec.get_or_insert(codec);
         }
@@ -300,12 +328,8 @@ impl Call {
                 let _ = media.side(Side::of_leg(from)).set_remote(remote);
             }
         }
-        let session = if from == CALLER_LEG {
-            self.callee_session.as_mut()
-        } else {
-            self.caller_session.as_mut()
-        };
-        let Some(session) = session else {
+        // What goes to the other side is in the other side's session.
+        let Some(session) = self.session_of(Side::of_leg(from).other()) else {
             self.answer_reoffer(from, Err(500));
             return;
         };
@@ -324,10 +348,7 @@ impl Call {
         let result = result.and_then(|body| {
             let answer = sdp::from_body(&body).ok_or(488u16)?;
             let side = Side::of_leg(answered_by);
-            let other = match side {
-                Side::A => Side::B,
-                Side::B => Side::A,
-            };
+            let other = side.other();
             let dir = answer
                 .first_audio()
                 .map(|i| answer.media_direction(i))
@@ -344,12 +365,7 @@ impl Call {
             }
             self.update_music_on_hold(side, dir);
             self.take_renegotiated(&answer, side);
-            let session = if from == CALLER_LEG {
-                self.caller_session.as_mut()
-            } else {
-                self.callee_session.as_mut()
-            };
-            let session = session.ok_or(500u16)?;
+            let session = self.session_of(Side::of_leg(from)).ok_or(500u16)?;
             Ok(Bytes::from(session.rewrite(&answer).render()))
         });
         self.answer_reoffer(from, result);
@@ -440,11 +456,7 @@ impl Call {
         }
         if dtmf.source == DtmfSource::SipInfo && self.phase == CallPhase::Talking {
             if let Some(media) = &self.media {
-                let other = match side {
-                    Side::A => &media.b,
-                    Side::B => &media.a,
-                };
-                let _ = other.send_dtmf(&dtmf.digit.to_string());
+                let _ = media.side(side.other()).send_dtmf(&dtmf.digit.to_string());
             }
         }
         self.services

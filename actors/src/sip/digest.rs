@@ -188,15 +188,9 @@ impl DigestServer {
         let Some(issued) = self.check_nonce(&creds.nonce) else {
             return Verdict::Invalid;
         };
-        let expected = compute_response(
-            &ha1_hex.to_ascii_lowercase(),
-            &creds.nonce,
-            method,
-            &creds.uri,
-            qop,
-        );
-        let given = creds.response.to_ascii_lowercase();
-        if !constant_time_eq(expected.as_bytes(), given.as_bytes()) {
+        let ha1_lower = lowercase(ha1_hex);
+        let expected = response_digest(&ha1_lower, &creds.nonce, method, &creds.uri, qop);
+        if !constant_time_eq_folding_case(&expected.0, creds.response.as_bytes()) {
             return Verdict::Invalid;
         }
         // Only a correct digest earns `stale` (RFC 2617 §3.2.1), so a guesser learns nothing.
@@ -232,18 +226,27 @@ impl DigestServer {
         let salt =
             u64::from_str_radix(&nonce[NONCE_TS_HEX..NONCE_TS_HEX + NONCE_SALT_HEX], 16).ok()?;
         let expected = self.make_nonce(ts, salt);
-        constant_time_eq(expected.as_bytes(), nonce.to_ascii_lowercase().as_bytes()).then_some(ts)
+        constant_time_eq_folding_case(expected.as_bytes(), nonce.as_bytes()).then_some(ts)
     }
 
     fn make_nonce(&self, ts: u64, salt: u64) -> String {
-        let stamp = format!(
+        let mut nonce = String::with_capacity(NONCE_LEN);
+        let _ = write!(
+            nonce,
             "{ts:0w1$x}{salt:0w2$x}",
             w1 = NONCE_TS_HEX,
             w2 = NONCE_SALT_HEX
         );
         // Keyed hash over realm too, so a nonce from one realm is no good in another.
-        let sig = md5_hex(format!("{}:{}:{}", self.secret, stamp, self.realm).as_bytes());
-        stamp + &sig
+        let sig = Md5Hex::of(&[
+            self.secret.as_bytes(),
+            b":",
+            nonce.as_bytes(),
+            b":",
+            self.realm.as_bytes(),
+        ]);
+        nonce.push_str(sig.as_str());
+        nonce
     }
 }
 
@@ -321,7 +324,15 @@ pub struct QopParams<'a> {
 
 /// HA1 = MD5(username:realm:password), lower-case hex.
 pub fn ha1(username: &str, realm: &str, password: &str) -> String {
-    md5_hex(format!("{username}:{realm}:{password}").as_bytes())
+    Md5Hex::of(&[
+        username.as_bytes(),
+        b":",
+        realm.as_bytes(),
+        b":",
+        password.as_bytes(),
+    ])
+    .as_str()
+    .to_owned()
 }
 
 /// The request-digest: with qop `MD5(HA1:nonce:nc:cnonce:qop:HA2)`, without it (RFC 2069)
@@ -333,12 +344,61 @@ pub fn compute_response(
     uri: &str,
     qop: Option<QopParams<'_>>,
 ) -> String {
-    let ha2 = md5_hex(format!("{method}:{uri}").as_bytes());
-    let input = match qop {
-        Some(q) => format!("{ha1_hex}:{nonce}:{}:{}:{}:{ha2}", q.nc, q.cnonce, q.qop),
-        None => format!("{ha1_hex}:{nonce}:{ha2}"),
-    };
-    md5_hex(input.as_bytes())
+    response_digest(ha1_hex, nonce, method, uri, qop)
+        .as_str()
+        .to_owned()
+}
+
+/// `compute_response` on the stack: hashed piece by piece, nothing allocated.
+fn response_digest(
+    ha1_hex: &str,
+    nonce: &str,
+    method: &str,
+    uri: &str,
+    qop: Option<QopParams<'_>>,
+) -> Md5Hex {
+    let ha2 = Md5Hex::of(&[method.as_bytes(), b":", uri.as_bytes()]);
+    let (ha1, nonce, ha2) = (
+        ha1_hex.as_bytes(),
+        nonce.as_bytes(),
+        ha2.as_str().as_bytes(),
+    );
+    match qop {
+        Some(q) => Md5Hex::of(&[
+            ha1,
+            b":",
+            nonce,
+            b":",
+            q.nc.as_bytes(),
+            b":",
+            q.cnonce.as_bytes(),
+            b":",
+            q.qop.as_bytes(),
+            b":",
+            ha2,
+        ]),
+        None => Md5Hex::of(&[ha1, b":", nonce, b":", ha2]),
+    }
+}
+
+/// `text` in lower case, copied only when it has an upper-case letter.
+fn lowercase(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(text.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+/// `constant_time_eq` of a lower-case `expected` against `given` in any case: hex
+/// digests may come back in upper case.
+fn constant_time_eq_folding_case(expected: &[u8], given: &[u8]) -> bool {
+    let mut diff = u8::from(expected.len() != given.len());
+    for (i, &x) in expected.iter().enumerate() {
+        let y = given.get(i).copied().unwrap_or(0);
+        diff |= x ^ y.to_ascii_lowercase();
+    }
+    std::hint::black_box(diff) == 0
 }
 
 /// Byte-wise equality whose running time depends only on the lengths, not on where the
@@ -360,8 +420,7 @@ pub fn parse_credentials(header_value: &str) -> Result<Credentials, DigestError>
     const REQUIRED: [&str; 5] = ["username", "realm", "nonce", "uri", "response"];
     let mut have = [false; REQUIRED.len()];
     for (name, value) in params {
-        let name = name.to_ascii_lowercase();
-        if let Some(i) = REQUIRED.iter().position(|r| *r == name) {
+        if let Some(i) = REQUIRED.iter().position(|r| r.eq_ignore_ascii_case(name)) {
             // The first occurrence wins, so a later duplicate cannot override what was hashed.
             if !have[i] {
                 have[i] = true;
@@ -376,13 +435,18 @@ pub fn parse_credentials(header_value: &str) -> Result<Credentials, DigestError>
             }
             continue;
         }
-        match name.as_str() {
-            "algorithm" => set_once(&mut creds.algorithm, value),
-            "cnonce" => set_once(&mut creds.cnonce, value),
-            "qop" => set_once(&mut creds.qop, value),
-            "nc" => set_once(&mut creds.nc, value),
-            "opaque" => set_once(&mut creds.opaque, value),
-            _ => {}
+        let optional = [
+            ("algorithm", &mut creds.algorithm),
+            ("cnonce", &mut creds.cnonce),
+            ("qop", &mut creds.qop),
+            ("nc", &mut creds.nc),
+            ("opaque", &mut creds.opaque),
+        ];
+        if let Some((_, field)) = optional
+            .into_iter()
+            .find(|(known, _)| known.eq_ignore_ascii_case(name))
+        {
+            set_once(field, value);
         }
     }
     if let Some(i) = have.iter().position(|h| !h) {
@@ -503,7 +567,7 @@ fn set_once(slot: &mut Option<String>, value: String) {
 ///
 /// Tolerates any spacing, quoted or bare values, empty list items; rejects other schemes,
 /// unterminated quotes and parameters without `=`.
-fn parse_params(header_value: &str) -> Result<Vec<(String, String)>, DigestError> {
+fn parse_params(header_value: &str) -> Result<Vec<(&str, String)>, DigestError> {
     let s = header_value.trim_start();
     let scheme_end = s.find(|c: char| c.is_ascii_whitespace()).unwrap_or(s.len());
     let scheme = &s[..scheme_end];
@@ -540,28 +604,9 @@ fn parse_params(header_value: &str) -> Result<Vec<(String, String)>, DigestError
         }
         let value = if bytes.get(i) == Some(&b'"') {
             i += 1;
-            let mut v = String::new();
-            let mut closed = false;
-            let mut chars = s[i..].char_indices();
-            while let Some((off, c)) = chars.next() {
-                match c {
-                    '"' => {
-                        i += off + 1;
-                        closed = true;
-                        break;
-                    }
-                    // quoted-pair: the next character is taken literally.
-                    '\\' => match chars.next() {
-                        Some((_, escaped)) => v.push(escaped),
-                        None => break,
-                    },
-                    _ => v.push(c),
-                }
-            }
-            if !closed {
-                return Err(DigestError::Malformed("unterminated quoted string"));
-            }
-            v
+            let (value, end) = unquote(&s[i..])?;
+            i += end;
+            value
         } else {
             let start = i;
             while i < bytes.len() && bytes[i] != b',' && !bytes[i].is_ascii_whitespace() {
@@ -569,7 +614,7 @@ fn parse_params(header_value: &str) -> Result<Vec<(String, String)>, DigestError
             }
             s[start..i].to_owned()
         };
-        out.push((name.to_owned(), value));
+        out.push((name, value));
         while i < bytes.len() && bytes[i].is_ascii_whitespace() {
             i += 1;
         }
@@ -579,6 +624,34 @@ fn parse_params(header_value: &str) -> Result<Vec<(String, String)>, DigestError
         }
     }
     Ok(out)
+}
+
+/// The value of a quoted string whose opening quote has been read, and the length of
+/// `rest` it took, closing quote included. Values without a quoted-pair (all that phones
+/// send) are copied in one piece.
+fn unquote(rest: &str) -> Result<(String, usize), DigestError> {
+    let unterminated = DigestError::Malformed("unterminated quoted string");
+    let bytes = rest.as_bytes();
+    let Some(stop) = bytes.iter().position(|&b| b == b'"' || b == b'\\') else {
+        return Err(unterminated);
+    };
+    if bytes[stop] == b'"' {
+        return Ok((rest[..stop].to_owned(), stop + 1));
+    }
+    let mut value = String::with_capacity(rest.len());
+    let mut chars = rest.char_indices();
+    while let Some((off, c)) = chars.next() {
+        match c {
+            '"' => return Ok((value, off + 1)),
+            // quoted-pair: the next character is taken literally.
+            '\\' => match chars.next() {
+                Some((_, escaped)) => value.push(escaped),
+                None => break,
+            },
+            _ => value.push(c),
+        }
+    }
+    Err(unterminated)
 }
 
 fn is_token_byte(b: u8) -> bool {
@@ -597,15 +670,29 @@ fn push_quoted(out: &mut String, value: &str) {
     out.push('"');
 }
 
-fn md5_hex(data: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = Md5::digest(data);
-    let mut out = String::with_capacity(MD5_HEX);
-    for b in digest {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 0x0f)]));
+/// A lower-case hex MD5, kept on the stack.
+struct Md5Hex([u8; MD5_HEX]);
+
+impl Md5Hex {
+    /// The digest of the parts one after the other.
+    fn of(parts: &[&[u8]]) -> Self {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut hasher = Md5::new();
+        for part in parts {
+            hasher.update(part);
+        }
+        let mut out = [0u8; MD5_HEX];
+        for (i, b) in hasher.finalize().into_iter().enumerate() {
+            out[2 * i] = HEX[usize::from(b >> 4)];
+            out[2 * i + 1] = HEX[usize::from(b & 0x0f)];
+        }
+        Self(out)
     }
-    out
+
+    fn as_str(&self) -> &str {
+        // Only ASCII hex digits are ever written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
 }
 
 fn unix_secs(t: SystemTime) -> u64 {
@@ -693,8 +780,8 @@ mod tests {
     fn parse_tolerates_spacing_order_quoting_and_unknown_params() {
         let v =
             "  digest   response=\"0123456789abcdef0123456789abcdef\",uri = sip:10.0.0.1:5060 ,\
-                 username=\"10\\\"01\", realm=\"r\",  nonce=abc ,foo=\"bar, baz\", nc=0000000a,\
-                 ,  cnonce=\"xyz\", qop=auth, algorithm=MD5";
+                 username=\"10\\\"01\", Realm=\"r\",  nonce=abc ,foo=\"bar, baz\", nc=0000000a,\
+                 ,  cnonce=\"xyz\", QOP=auth, algorithm=MD5";
         let c = parse_credentials(v).expect("parse");
         assert_eq!(c.username, "10\"01");
         assert_eq!(c.realm, "r");
@@ -703,6 +790,7 @@ mod tests {
         assert_eq!(c.nc.as_deref(), Some("0000000a"));
         assert_eq!(c.nc_value, Some(10));
         assert_eq!(c.cnonce.as_deref(), Some("xyz"));
+        assert_eq!(c.qop.as_deref(), Some("auth"));
         assert_eq!(c.algorithm.as_deref(), Some("MD5"));
     }
 
@@ -718,6 +806,11 @@ mod tests {
         ));
         assert!(matches!(
             parse_credentials("Digest username=\"a"),
+            Err(DigestError::Malformed(_))
+        ));
+        // An escaped quote does not close the string.
+        assert!(matches!(
+            parse_credentials("Digest username=\"a\\\""),
             Err(DigestError::Malformed(_))
         ));
         assert_eq!(
